@@ -1,0 +1,33 @@
+# The two entry points are `make demo` and `make test`; both set up everything they need.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: test demo deps venv colonies unit lint clean
+
+test: deps venv colonies
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: deps venv colonies
+	@echo "make demo: not yet; the operator and its chart are still being built (see the issues)."
+
+deps:
+	@hack/install-deps.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) and installing the project with its test dependencies"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+colonies:
+	@hack/build-colonies.sh >/dev/null
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info operator/*.egg-info
