@@ -6,13 +6,13 @@ PYTEST_ARGS ?=
 .PHONY: test demo deps venv colonies unit lint clean
 
 test: deps venv colonies
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	PATH="$$(hack/build-k8s.sh):$$PATH" $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 unit: venv
 	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
 
 demo: deps venv colonies
-	@echo "make demo: not yet; the operator and its chart are still being built (see the issues)."
+	PATH="$$(hack/build-k8s.sh):$$PATH" $(PYTHON) hack/demo.py
 
 deps:
 	@hack/install-deps.sh

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.colonies_server"]
+pytest_plugins = ["tests.fixtures.colonies_server", "tests.fixtures.kube"]

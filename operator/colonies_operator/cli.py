@@ -17,6 +17,23 @@ def _keygen(_: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    import kopf
+
+    from . import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json_logs else kopf.LogFormat.PLAIN)
+    logging.getLogger("colonies_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    namespaces = args.namespace or []
+    if not namespaces and not args.all_namespaces:
+        raise SystemExit("colonies-operator run: give --namespace NS (repeatable) or --all-namespaces")
+    kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=namespaces,
+             liveness_endpoint=args.liveness or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colonies-operator",
@@ -25,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="run the operator (watches ColoniesExecutor resources)")
+    run.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeatable)")
+    run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument("--liveness", default="", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--json-logs", action="store_true", help="log JSON lines (for log collectors)")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.set_defaults(handler=_run)
     keygen = commands.add_parser("keygen", help="print a new Colonies private key and its id")
     keygen.set_defaults(handler=_keygen)
     return parser

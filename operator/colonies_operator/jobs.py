@@ -1,0 +1,289 @@
+"""From a Colonies process to a Kubernetes Job manifest (pure: no I/O).
+
+Mapping (compatible with the official container executors' `execute` convention):
+- kwargs `docker-image` (required) is the image; `cmd` (required) is a shell command line run by
+  `sh -c`; `args` (a list of strings) are passed to it as positional parameters ("$@"), never pasted into
+  the command text, so no quote in an argument can break or inject; `init-cmd` runs first.
+  `{processid}` in `cmd`, `args` and `init-cmd` becomes the process id.
+- conditions `cpu` and `mem` are each container's requests and limits; `gpu.count` is each container's
+  GPU limit under the configured resource name; `gpu.name` selects nodes by the configured label.
+- `nodes` becomes an Indexed Job with that many pods running in parallel (the index is in
+  JOB_COMPLETION_INDEX and COLONIES_NODE_INDEX); `processespernode` becomes that many containers per pod
+  (COLONIES_PROCESS_INDEX); `walltime` becomes the Job's activeDeadlineSeconds.
+- backoffLimit is 0: Colonies' maxretries owns retries.
+- The process output: a container may write it to /dev/termination-log (a JSON list, or text that becomes
+  one string); the first container of pod 0 speaks for the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+from .colonies.models import Process
+from .config import ExecutorConfig
+
+GROUP = "colonyos.io"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "colonies-operator"
+LABEL_EXECUTOR_ID = f"{GROUP}/executor-id"
+LABEL_PROCESS_ID = f"{GROUP}/process-id"
+ANNOTATION_PROCESS_ID = f"{GROUP}/process-id"
+ANNOTATION_EXECUTOR_ID = f"{GROUP}/executor-id"
+ANNOTATION_EXECUTOR = f"{GROUP}/executor"
+ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
+TERMINATION_LOG = "/dev/termination-log"
+
+MAX_NODES = 127  # the Colonies scheduler never assigns more (math.MaxInt8)
+MAX_PROCESSES_PER_NODE = 64
+MAX_WALLTIME_SECONDS = 366 * 24 * 3600
+MAX_GPUS = 1024
+MAX_COMMAND_BYTES = 128 * 1024  # well under the API server's object size limit and ARG_MAX
+MAX_ENV_BYTES = 256 * 1024
+_LABEL_VALUE_LIMIT = 63
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_CPU = re.compile(r"^(\d+)m$")
+_MEM = re.compile(r"^(\d+)(Ki|KiB|Mi|MiB|Gi|GiB|Ti|TiB|K|KB|Kb|k|M|MB|Mb|G|GB|Gb|T|TB|Tb)?$")
+_MEM_UNITS = {"": "", "Ki": "Ki", "KiB": "Ki", "Mi": "Mi", "MiB": "Mi", "Gi": "Gi", "GiB": "Gi", "Ti": "Ti",
+              "TiB": "Ti", "K": "k", "KB": "k", "Kb": "k", "k": "k", "M": "M", "MB": "M", "Mb": "M", "G": "G",
+              "GB": "G", "Gb": "G", "T": "T", "TB": "T", "Tb": "T"}
+_RESERVED_ENV = {"COLONIES_PROCESS_ID", "COLONIES_NODE_INDEX", "COLONIES_PROCESS_INDEX", "COLONIES_NODES",
+                 "COLONIES_PROCESSES_PER_NODE"}
+
+
+class InvalidProcess(ValueError):
+    """The process cannot become a Job; the message tells the submitter what to fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPlan:
+    """What a valid process asks for, after validation."""
+
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    nodes: int
+    processes_per_node: int
+    cpu: str | None
+    memory: str | None
+    gpus: int
+    gpu_name: str
+    walltime: int | None
+
+    @property
+    def containers_total(self) -> int:
+        return self.nodes * self.processes_per_node
+
+
+def job_name(process_id: str, attempt: int) -> str:
+    """Deterministic: the same process attempt always maps to the same Job."""
+    return f"colonies-{process_id[:32].lower()}-{attempt}"
+
+
+def label_value(value: str) -> str:
+    """Ids are 64 hex characters, longer than a label value may be; labels carry a prefix, annotations
+    the whole id."""
+    return value[:_LABEL_VALUE_LIMIT]
+
+
+def _substitute(text: str, process_id: str) -> str:
+    return text.replace("{processid}", process_id)
+
+
+def plan_job(process: Process, config: ExecutorConfig) -> JobPlan:
+    """Validates the process against what the operator can run. Raises InvalidProcess."""
+    spec = process.spec
+    if spec.funcname not in config.functions:
+        raise InvalidProcess(f"unsupported function {spec.funcname!r}: this executor runs "
+                             f"{', '.join(repr(f) for f in config.functions)}")
+    kwargs = spec.kwargs if isinstance(spec.kwargs, dict) else {}
+    image = kwargs.get("docker-image")
+    if not isinstance(image, str) or not image.strip():
+        raise InvalidProcess("kwargs 'docker-image' is required: the container image to run, e.g. \"busybox:1.35\"")
+    if any(c.isspace() for c in image) or "\x00" in image:
+        raise InvalidProcess(f"kwargs 'docker-image' {image[:100]!r} is not an image reference")
+    cmd = kwargs.get("cmd")
+    if not isinstance(cmd, str) or not cmd.strip():
+        raise InvalidProcess("kwargs 'cmd' is required: the command line to run, e.g. \"echo hello world\"")
+    args = kwargs.get("args", [])
+    if args is None:
+        args = []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise InvalidProcess("kwargs 'args' must be a list of strings, e.g. [\"hello\", \"world\"]; "
+                             "quote numbers and booleans")
+    init_cmd = kwargs.get("init-cmd", "")
+    if init_cmd is None:
+        init_cmd = ""
+    if not isinstance(init_cmd, str):
+        raise InvalidProcess("kwargs 'init-cmd' must be a string")
+    for what, text in [("cmd", cmd), ("init-cmd", init_cmd)] + [("args", a) for a in args]:
+        if "\x00" in text:
+            raise InvalidProcess(f"kwargs '{what}' contains a NUL byte, which no command line can carry")
+    pid = process.processid
+    script = _substitute(cmd, pid) + ' "$@"'
+    if init_cmd.strip():
+        script = _substitute(init_cmd, pid) + "\n" + script
+    command = ["sh", "-c", script, "sh"] + [_substitute(a, pid) for a in args]
+    if sum(len(part.encode()) for part in command) > MAX_COMMAND_BYTES:
+        raise InvalidProcess(f"kwargs 'cmd', 'init-cmd' and 'args' together exceed {MAX_COMMAND_BYTES // 1024} KiB; "
+                             "pass large inputs through a file or object store instead")
+
+    env = spec.env or {}
+    if not isinstance(env, dict):
+        raise InvalidProcess("env must map names to string values")
+    checked_env: dict[str, str] = {}
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise InvalidProcess(f"env name {str(name)[:100]!r} is invalid: use letters, digits, '_', '.' or '-', "
+                                 "not starting with a digit")
+        if name in _RESERVED_ENV:
+            raise InvalidProcess(f"env name {name!r} is set by the executor; choose another name")
+        if not isinstance(value, str) or "\x00" in value:
+            raise InvalidProcess(f"env {name!r} must be a string without NUL bytes")
+        checked_env[name] = value
+    if sum(len(k) + len(v) for k, v in checked_env.items()) > MAX_ENV_BYTES:
+        raise InvalidProcess(f"env exceeds {MAX_ENV_BYTES // 1024} KiB")
+
+    conditions = spec.conditions
+    nodes = _count(conditions.nodes, "conditions.nodes", MAX_NODES)
+    per_node = _count(conditions.processespernode, "conditions.processespernode", MAX_PROCESSES_PER_NODE)
+    cpu = _cpu(conditions.cpu)
+    memory = _memory(conditions.mem)
+    gpus = conditions.gpu.count
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 <= gpus <= MAX_GPUS:
+        raise InvalidProcess(f"conditions.gpu.count must be a whole number from 0 to {MAX_GPUS}, not {gpus!r}")
+    gpu_name = conditions.gpu.name or ""
+    if gpu_name and (len(gpu_name) > _LABEL_VALUE_LIMIT or not _LABEL_VALUE.match(gpu_name)):
+        raise InvalidProcess(f"conditions.gpu.name {gpu_name[:100]!r} cannot be matched against a node label: "
+                             "use at most 63 letters, digits, '-', '_' or '.'")
+    walltime = conditions.walltime
+    if not isinstance(walltime, int) or isinstance(walltime, bool) or walltime < 0:
+        raise InvalidProcess(f"conditions.walltime must be a non-negative number of seconds, not {walltime!r}")
+    if walltime > MAX_WALLTIME_SECONDS:
+        raise InvalidProcess(f"conditions.walltime {walltime}s is more than a year; give the real limit in seconds")
+    return JobPlan(image=image.strip(), command=command, env=checked_env, nodes=nodes, processes_per_node=per_node,
+                   cpu=cpu, memory=memory, gpus=gpus, gpu_name=gpu_name, walltime=walltime or None)
+
+
+def _count(value: Any, what: str, limit: int) -> int:
+    if value in (0, None):
+        return 1  # absent in the spec: one
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise InvalidProcess(f"{what} must be a whole number from 1 to {limit}, not {value!r}")
+    return value
+
+
+def _cpu(value: Any) -> str | None:
+    if value in ("", None, "0m", "0"):
+        return None
+    match = _CPU.match(value) if isinstance(value, str) else None
+    if not match:
+        raise InvalidProcess(f"conditions.cpu {str(value)[:50]!r} is not understood: give millicores, e.g. \"500m\" "
+                             "(Colonies reads only this form)")
+    return None if int(match.group(1)) == 0 else f"{int(match.group(1))}m"
+
+
+def _memory(value: Any) -> str | None:
+    if value in ("", None):
+        return None
+    match = _MEM.match(value) if isinstance(value, str) else None
+    if not match:
+        raise InvalidProcess(f"conditions.mem {str(value)[:50]!r} is not understood: give a whole number with a "
+                             "unit, e.g. \"256Mi\" or \"2Gi\"")
+    amount = int(match.group(1))
+    return None if amount == 0 else f"{amount}{_MEM_UNITS[match.group(2) or '']}"
+
+
+def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_id: str) -> dict[str, Any]:
+    """The batch/v1 Job for one attempt of a process."""
+    pid = process.processid
+    name = job_name(pid, process.retries)
+    labels = dict(config.jobs.labels)
+    labels.update({
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_EXECUTOR_ID: label_value(executor_id),
+        LABEL_PROCESS_ID: label_value(pid),
+    })
+    annotations = dict(config.jobs.annotations)
+    annotations.update({
+        ANNOTATION_PROCESS_ID: pid,
+        ANNOTATION_EXECUTOR_ID: executor_id,
+        ANNOTATION_EXECUTOR: f"{config.resource_namespace}/{config.resource_name}",
+        ANNOTATION_ATTEMPT: str(process.retries),
+    })
+
+    resources: dict[str, dict[str, str]] = {}
+    if plan.cpu:
+        resources.setdefault("requests", {})["cpu"] = plan.cpu
+        resources.setdefault("limits", {})["cpu"] = plan.cpu
+    if plan.memory:
+        resources.setdefault("requests", {})["memory"] = plan.memory
+        resources.setdefault("limits", {})["memory"] = plan.memory
+    if plan.gpus:
+        resources.setdefault("limits", {})[config.gpu.resource_name] = str(plan.gpus)
+
+    base_env = [{"name": k, "value": v} for k, v in sorted(plan.env.items())]
+    base_env += [
+        {"name": "COLONIES_PROCESS_ID", "value": pid},
+        {"name": "COLONIES_NODES", "value": str(plan.nodes)},
+        {"name": "COLONIES_PROCESSES_PER_NODE", "value": str(plan.processes_per_node)},
+        {"name": "COLONIES_NODE_INDEX", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+    ]
+    containers = []
+    for index in range(plan.processes_per_node):
+        container: dict[str, Any] = {
+            "name": "main" if plan.processes_per_node == 1 else f"proc-{index}",
+            "image": plan.image,
+            "imagePullPolicy": config.jobs.image_pull_policy,
+            "command": list(plan.command),
+            "env": base_env + [{"name": "COLONIES_PROCESS_INDEX", "value": str(index)}],
+            "terminationMessagePath": TERMINATION_LOG,
+            "terminationMessagePolicy": "File",
+        }
+        if resources:
+            container["resources"] = json.loads(json.dumps(resources))
+        if config.jobs.security_context:
+            container["securityContext"] = dict(config.jobs.security_context)
+        containers.append(container)
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": containers,
+        "automountServiceAccountToken": config.jobs.automount_service_account_token,
+        "enableServiceLinks": False,
+    }
+    node_selector = dict(config.jobs.node_selector)
+    if plan.gpu_name:
+        node_selector[config.gpu.node_label] = plan.gpu_name
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    if config.jobs.tolerations:
+        pod_spec["tolerations"] = list(config.jobs.tolerations)
+    if config.jobs.service_account_name:
+        pod_spec["serviceAccountName"] = config.jobs.service_account_name
+    if config.jobs.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in config.jobs.image_pull_secrets]
+    if config.jobs.pod_security_context:
+        pod_spec["securityContext"] = dict(config.jobs.pod_security_context)
+
+    job_spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": plan.nodes,
+        "parallelism": plan.nodes,
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": dict(labels), "annotations": {ANNOTATION_PROCESS_ID: pid}},
+                     "spec": pod_spec},
+    }
+    if plan.walltime:
+        job_spec["activeDeadlineSeconds"] = plan.walltime
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": config.jobs.namespace, "labels": labels, "annotations": annotations},
+        "spec": job_spec,
+    }

@@ -1,0 +1,160 @@
+"""The Kubernetes side: a thin adapter over the official client, returning plain JSON dicts.
+
+Reads use `_preload_content=False` and parse the JSON themselves: the pure core works on the API's own
+camelCase objects, and parsing is much cheaper than building the client's model objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any, Iterator
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from .jobs import LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, MANAGED_BY, label_value
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "colonyos.io", "v1alpha1", "coloniesexecutors"
+REQUEST_TIMEOUT = (5, 30)
+
+
+def load_config() -> kubernetes.client.ApiClient:
+    """In a pod, the service account; elsewhere, KUBECONFIG or ~/.kube/config."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 64  # many log streams and runners share it
+    return kubernetes.client.ApiClient(configuration)
+
+
+def _json(response) -> Any:
+    return json.loads(response.data)
+
+
+class Kube:
+    """Everything the operator asks of the Kubernetes API."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.batch = kubernetes.client.BatchV1Api(api_client)
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    # -- Jobs and pods --------------------------------------------------------------------------
+
+    def create_job(self, job: dict[str, Any]) -> bool:
+        """Creates the Job; False if it already exists (created before a restart)."""
+        try:
+            self.batch.create_namespaced_job(job["metadata"]["namespace"], job, _request_timeout=REQUEST_TIMEOUT)
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Deletes the Job and its pods now (no grace period to wait for)."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background",
+                                             grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        # Background propagation leaves pod deletion to the garbage collector; do it here so the pods go now.
+        try:
+            self.core.delete_collection_namespaced_pod(namespace, label_selector=f"job-name={name}",
+                                                       grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def list_jobs(self, namespace: str, executor_id: str) -> list[dict[str, Any]]:
+        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_EXECUTOR_ID}={label_value(executor_id)}"
+        response = self.batch.list_namespaced_job(namespace, label_selector=selector, _preload_content=False,
+                                                  _request_timeout=REQUEST_TIMEOUT)
+        return _json(response).get("items") or []
+
+    def list_pods(self, namespace: str, executor_id: str) -> list[dict[str, Any]]:
+        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_EXECUTOR_ID}={label_value(executor_id)}"
+        response = self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False,
+                                                 _request_timeout=REQUEST_TIMEOUT)
+        return _json(response).get("items") or []
+
+    def stream_log(self, namespace: str, pod: str, container: str, since_time: str | None) -> Iterator[bytes]:
+        """The container's log with timestamps, following it until the container ends."""
+        kwargs: dict[str, Any] = {"container": container, "follow": True, "timestamps": True,
+                                  "_preload_content": False, "_request_timeout": (5, 300)}
+        if since_time:
+            kwargs["since_time"] = since_time
+        response = self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
+        try:
+            yield from response.stream(64 * 1024, decode_content=False)
+        finally:
+            response.release_conn()
+
+    # -- Secrets and ConfigMaps -------------------------------------------------------------------
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """The decoded value, or None if the Secret or key is missing."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        data = secret.data or {}
+        if key not in data:
+            return None
+        return base64.b64decode(data[key]).decode("utf-8").strip()
+
+    def read_configmap_value(self, namespace: str, name: str, key: str) -> str | None:
+        try:
+            configmap = self.core.read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return (configmap.data or {}).get(key)
+
+    def create_secret(self, namespace: str, name: str, data: dict[str, str], owner: dict[str, Any] | None,
+                      labels: dict[str, str]) -> bool:
+        """Creates an Opaque Secret; False if one with that name exists already."""
+        body: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        if owner:
+            body["metadata"]["ownerReferences"] = [owner]
+        try:
+            self.core.create_namespaced_secret(namespace, body, _request_timeout=REQUEST_TIMEOUT)
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+
+    # -- the ColoniesExecutor resource -----------------------------------------------------------
+
+    def get_executor_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
+                                                            _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def patch_executor_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
+                                                              {"status": status}, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as err:
+            if err.status != 404:  # the resource is gone: nothing to report on
+                raise

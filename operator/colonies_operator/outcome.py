@@ -1,0 +1,149 @@
+"""What a Job and its pods mean for the Colonies process (pure: no I/O).
+
+Reads the Job's conditions and every container's state, so that a crash, an OOM kill, a deadline, an image
+that cannot be pulled or a pod that cannot be scheduled each end the process FAILED with the real reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+BROKEN_CONTAINER_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+MAX_OUTPUT_BYTES = 4096  # the kubelet's own limit on a termination message
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """`state` is one of pending, running, succeeded, failed."""
+
+    state: str
+    errors: tuple[str, ...] = ()
+    output: tuple[Any, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed")
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return None
+
+
+def _pod_label(pod: dict[str, Any]) -> str:
+    index = ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+    return f"pod {index}" if index is not None else f"pod {pod['metadata']['name']}"
+
+
+def output_from_termination_message(message: str | None) -> tuple[Any, ...]:
+    """A JSON list is the output as is; any other text is one string."""
+    if not message or not message.strip():
+        return ()
+    text = message.strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return (text,)
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _container_failures(pod: dict[str, Any]) -> list[str]:
+    failures = []
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated and terminated.get("exitCode", 0) != 0:
+            reason = terminated.get("reason") or "Error"
+            what = f"container {status['name']} in {_pod_label(pod)}"
+            if reason == "OOMKilled":
+                failures.append(f"{what} was killed for running out of memory (OOMKilled, exit code "
+                                f"{terminated.get('exitCode')}): raise conditions.mem")
+            else:
+                failures.append(f"{what} exited with code {terminated.get('exitCode')} ({reason})")
+    return failures
+
+
+def _pod_output(pods: list[dict[str, Any]]) -> tuple[Any, ...]:
+    def index(pod):
+        value = ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+        return int(value) if value and value.isdigit() else 1 << 30
+
+    for pod in sorted(pods, key=index):
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        for status in sorted(statuses, key=lambda s: (s["name"] != "main", s["name"])):
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            output = output_from_termination_message(terminated.get("message"))
+            if output:
+                return output
+        return ()
+    return ()
+
+
+def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime, *,
+               pending_timeout: int, image_pull_grace: int, walltime: int | None = None) -> Outcome:
+    """The process's state as the Job and its pods show it at `now`."""
+    complete = _condition(job, "Complete")
+    if complete and complete.get("status") == "True":
+        return Outcome("succeeded", output=_pod_output(pods))
+
+    failed = _condition(job, "Failed")
+    if failed and failed.get("status") == "True":
+        errors = []
+        reason = failed.get("reason") or "Failed"
+        if reason == "DeadlineExceeded":
+            limit = f" of {walltime}s" if walltime else ""
+            errors.append(f"walltime{limit} exceeded: the Job was stopped (DeadlineExceeded); "
+                          "raise conditions.walltime if the work needs longer")
+        for pod in pods:
+            errors.extend(_container_failures(pod))
+        if not errors:
+            errors.append(f"the Job failed ({reason}): {failed.get('message') or 'no message'}")
+        return Outcome("failed", errors=tuple(errors))
+
+    # Still going: look for pods that will never run.
+    created = _time((job.get("metadata") or {}).get("creationTimestamp")) or now
+    errors = []
+    any_running = False
+    for pod in pods:
+        phase = (pod.get("status") or {}).get("phase")
+        if phase == "Failed":
+            # backoffLimit 0 fails the Job next; say so now with the real reason.
+            return Outcome("failed", errors=tuple(_container_failures(pod) or [f"{_pod_label(pod)} failed: "
+                                                 f"{(pod.get('status') or {}).get('message') or 'no message'}"]))
+        any_running = any_running or phase in ("Running", "Succeeded")
+        scheduled = _condition(pod, "PodScheduled")
+        if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+            since = _time(scheduled.get("lastTransitionTime")) or created
+            pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or since
+            if (now - min(since, pod_created)).total_seconds() >= pending_timeout:
+                errors.append(f"{_pod_label(pod)} could not be scheduled for {pending_timeout}s: "
+                              f"{scheduled.get('message') or 'Unschedulable'}; ask for fewer resources (cpu, mem, "
+                              "gpu.count) or a gpu.name that nodes have")
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or created
+            waited = (now - pod_created).total_seconds()
+            if reason in IMAGE_PULL_REASONS and (waited >= image_pull_grace or reason in
+                                                   ("InvalidImageName", "ErrImageNeverPull")):
+                errors.append(f"image {status.get('image')!r} for container {status['name']} in {_pod_label(pod)} "
+                              f"cannot be pulled ({reason}): {waiting.get('message') or 'no message'}; check "
+                              "kwargs 'docker-image' and the image pull secrets")
+            elif reason in BROKEN_CONTAINER_REASONS and waited >= image_pull_grace:
+                errors.append(f"container {status['name']} in {_pod_label(pod)} cannot start ({reason}): "
+                              f"{waiting.get('message') or 'no message'}")
+    if errors:
+        return Outcome("failed", errors=tuple(errors))
+    if (now - created).total_seconds() >= pending_timeout and not pods:
+        return Outcome("failed", errors=(f"no pod was created for the Job within {pending_timeout}s; check the "
+                                         "namespace's ResourceQuota and the Job's events",))
+    return Outcome("running" if any_running else "pending")

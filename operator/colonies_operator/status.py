@@ -1,0 +1,56 @@
+"""Status conditions of a ColoniesExecutor (pure: no I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+READY, REGISTERED, REACHABLE = "Ready", "Registered", "ColoniesReachable"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem(Exception):
+    """Something that stops the executor from working, as a condition a person can act on."""
+
+    condition: str
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.condition}={self.reason}: {self.message}"
+
+
+def now_iso(now: dt.datetime | None = None) -> str:
+    return (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_condition(conditions: list[dict[str, Any]], kind: str, status: bool, reason: str, message: str,
+                   generation: int | None, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The conditions with `kind` set; lastTransitionTime moves only when the status flips."""
+    value = "True" if status else "False"
+    result, found = [], False
+    for condition in conditions:
+        if condition.get("type") != kind:
+            result.append(condition)
+            continue
+        found = True
+        same = condition.get("status") == value
+        result.append({
+            "type": kind, "status": value, "reason": reason, "message": message,
+            "lastTransitionTime": condition.get("lastTransitionTime") if same else now_iso(now),
+            "observedGeneration": generation,
+        })
+    if not found:
+        result.append({"type": kind, "status": value, "reason": reason, "message": message,
+                       "lastTransitionTime": now_iso(now), "observedGeneration": generation})
+    order = {READY: 0, REGISTERED: 1, REACHABLE: 2}
+    return sorted(result, key=lambda c: order.get(c["type"], 9))
+
+
+def ready_from(conditions: list[dict[str, Any]]) -> tuple[bool, str, str]:
+    """Ready is True when every other condition is; otherwise the first failing one explains it."""
+    for condition in conditions:
+        if condition.get("type") != READY and condition.get("status") != "True":
+            return False, condition.get("reason") or "NotReady", condition.get("message") or ""
+    return True, "Polling", "registered and polling Colonies for processes"
