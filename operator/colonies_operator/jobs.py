@@ -2,7 +2,7 @@
 
 Mapping (compatible with the official container executors' `execute` convention):
 - kwargs `docker-image` (required) is the image; `cmd` (required) is a shell command line run by
-  `sh -c`; `args` (a list of strings) are passed to it as positional parameters ("$@"), never pasted into
+  `sh -c`; `args` (a list of strings) are appended to it as positional parameters ("$@"), never pasted into
   the command text, so no quote in an argument can break or inject; `init-cmd` runs first.
   `{processid}` in `cmd`, `args` and `init-cmd` becomes the process id.
 - conditions `cpu` and `mem` are each container's requests and limits; `gpu.count` is each container's
@@ -123,7 +123,9 @@ def plan_job(process: Process, config: ExecutorConfig) -> JobPlan:
         if "\x00" in text:
             raise InvalidProcess(f"kwargs '{what}' contains a NUL byte, which no command line can carry")
     pid = process.processid
-    script = _substitute(cmd, pid) + ' "$@"'
+    # Arguments follow the command as "$@" (never pasted into the text); without any, the command is
+    # left as written, so one ending in a compound statement ("...; done") stays valid.
+    script = _substitute(cmd, pid) + (' "$@"' if args else "")
     if init_cmd.strip():
         script = _substitute(init_cmd, pid) + "\n" + script
     command = ["sh", "-c", script, "sh"] + [_substitute(a, pid) for a in args]

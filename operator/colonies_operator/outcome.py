@@ -95,7 +95,8 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     if complete and complete.get("status") == "True":
         return Outcome("succeeded", output=_pod_output(pods))
 
-    failed = _condition(job, "Failed")
+    # FailureTarget comes first (the controller then stops the pods and sets Failed).
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
     if failed and failed.get("status") == "True":
         errors = []
         reason = failed.get("reason") or "Failed"
@@ -143,7 +144,9 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                               f"{waiting.get('message') or 'no message'}")
     if errors:
         return Outcome("failed", errors=tuple(errors))
-    if (now - created).total_seconds() >= pending_timeout and not pods:
+    job_status = job.get("status") or {}
+    pods_existed = any(job_status.get(k) for k in ("active", "ready", "failed", "succeeded", "terminating"))
+    if (now - created).total_seconds() >= pending_timeout and not pods and not pods_existed:
         return Outcome("failed", errors=(f"no pod was created for the Job within {pending_timeout}s; check the "
                                          "namespace's ResourceQuota and the Job's events",))
     return Outcome("running" if any_running else "pending")

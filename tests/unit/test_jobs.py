@@ -41,7 +41,7 @@ def test_tutorial_spec_becomes_a_job():
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     (container,) = pod["containers"]
-    assert container["command"] == ["sh", "-c", 'echo hello world "$@"', "sh"]
+    assert container["command"] == ["sh", "-c", "echo hello world", "sh"]
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "256Mi"},
                                       "limits": {"cpu": "500m", "memory": "256Mi"}}
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -56,7 +56,7 @@ def test_args_are_positional_parameters_so_quotes_cannot_break_out():
 
 
 def test_init_cmd_runs_first_and_processid_is_substituted():
-    job = job_for(process({"cmd": "run {processid}", "init-cmd": "prepare"}))
+    job = job_for(process({"cmd": "run {processid}", "init-cmd": "prepare", "args": ["x"]}))
     assert job["spec"]["template"]["spec"]["containers"][0]["command"][2] == f'prepare\nrun {PID} "$@"'
 
 

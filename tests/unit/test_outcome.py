@@ -64,6 +64,16 @@ def test_deadline():
     assert result.errors[0].startswith("walltime of 5s exceeded")
 
 
+def test_a_deadline_whose_pods_are_already_gone_is_a_deadline_not_a_missing_pod():
+    j = job([("FailureTarget", "DeadlineExceeded", "")], created=30)
+    j["status"]["failed"] = 1
+    assert judge(j, [], pending=5, walltime=3).errors[0].startswith("walltime of 3s exceeded")
+    j = job(created=30)
+    j["status"]["failed"] = 1
+    assert judge(j, [], pending=5).state == "pending"
+    assert "no pod was created" in judge(job(created=30), [], pending=5).errors[0]
+
+
 def test_image_pull_failure_waits_for_the_grace_period():
     pods = [pod("Pending", [waiting("main", "ImagePullBackOff")], created=30)]
     assert judge(job(), pods, grace=60).state == "pending"
