@@ -168,3 +168,77 @@ def test_two_executors_in_two_namespaces_do_not_cross(kube_cluster, crd, colony,
         operator.stop()
         for name in names:
             delete_namespace(kube_api, name)
+
+
+MAPPING_CASES = [
+    # conditions, expected (parallelism, containers, cpu, memory, gpus, node selector, deadline)
+    ({"cpu": "250m", "mem": "32Mi", "walltime": 30}, (1, 1, "250m", "32Mi", None, None, 30)),
+    ({"cpu": "1000m", "mem": "1Gi", "walltime": 0}, (1, 1, "1", "1Gi", None, None, None)),
+    ({"nodes": 3, "processespernode": 1, "cpu": "10m", "mem": "16Mi"}, (3, 1, "10m", "16Mi", None, None, 120)),
+    ({"nodes": 2, "processespernode": 3, "cpu": "10m", "mem": "8Mi"}, (2, 3, "10m", "8Mi", None, None, 120)),
+    ({"gpu": {"count": 2}, "mem": "16Mi", "cpu": ""}, (1, 1, None, "16Mi", "2", None, 120)),
+    ({"gpu": {"count": 1, "name": "a100"}}, (1, 1, "100m", "64Mi", "1", {"nvidia.com/gpu.product": "a100"}, 120)),
+    # Colonies stores memory in whole Mi: 2 GB come back as 1907Mi, and that is what the Job asks for.
+    ({"mem": "2G", "cpu": "1500m"}, (1, 1, "1500m", "1907Mi", None, None, 120)),
+]
+
+
+def test_jobs_match_the_conditions_as_stored_by_the_api_server(operator, executors, colony, kube_api, namespace):
+    executors.create("cluster", maxConcurrentProcesses=len(MAPPING_CASES))
+    executors.wait_ready("cluster")
+    submitted = [(colony.client.submit(tutorial_spec(colony, cmd="true", conditions=conditions), colony.user_prvkey),
+                  expected) for conditions, expected in MAPPING_CASES]
+    for process, (parallelism, containers, cpu, memory, gpus, selector, deadline) in submitted:
+        job = wait_for(lambda: job_of(kube_api, namespace, process.processid), 60, 0.5,
+                       f"the Job of process {process.processid}")
+        spec, pod = job["spec"], job["spec"]["template"]["spec"]
+        case = f"conditions {process.spec.conditions.to_dict()}"
+        assert spec["parallelism"] == spec["completions"] == parallelism, case
+        assert spec["backoffLimit"] == 0, case
+        assert spec.get("activeDeadlineSeconds") == deadline, case
+        assert len(pod["containers"]) == containers, case
+        assert pod.get("nodeSelector") == selector, case
+        for container in pod["containers"]:
+            resources = container.get("resources") or {}
+            limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+            assert limits.get("cpu") == requests.get("cpu") == cpu, case
+            assert limits.get("memory") == requests.get("memory") == memory, case
+            assert limits.get("nvidia.com/gpu") == gpus, case
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["COLONIES_PROCESS_ID"] == process.processid, case
+
+
+def test_several_pods_and_containers_each_get_their_index_and_a_line_prefix(operator, executors, colony):
+    executors.create("cluster")
+    executors.wait_ready("cluster")
+    cmd = 'echo "node $JOB_COMPLETION_INDEX process $COLONIES_PROCESS_INDEX of $COLONIES_NODES"'
+    process = colony.client.submit(tutorial_spec(colony, cmd=cmd, conditions={"nodes": 2, "processespernode": 2,
+                                                                              "cpu": "10m", "mem": "16Mi"}),
+                                   colony.user_prvkey)
+    assert wait_final(colony, process.processid).state == ProcessState.SUCCESS
+    lines = set(log_text(colony, process.processid).splitlines())
+    assert lines == {f"[{node}/proc-{proc}] node {node} process {proc} of 2" for node in (0, 1) for proc in (0, 1)}
+
+
+def test_twenty_thousand_lines_stream_while_running_each_once_in_order_in_few_rpcs(operator, executors, colony):
+    executors.create("cluster")
+    executors.wait_ready("cluster")
+    # 20,000 numbered lines over about a minute.
+    cmd = ('i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); '
+           'if [ $((i % 350)) -eq 0 ]; then sleep 1; fi; done')
+    process = colony.client.submit(tutorial_spec(colony, cmd=cmd, conditions={"walltime": 300}, maxexectime=290),
+                                   colony.user_prvkey)
+
+    def visible_while_running():
+        state = colony.client.get_process(process.processid, colony.user_prvkey).state
+        assert state in (ProcessState.WAITING, ProcessState.RUNNING), "finished before any line was seen"
+        entries = colony.client.get_logs(colony.name, process.processid, colony.user_prvkey, count=5)
+        return state == ProcessState.RUNNING and entries
+    wait_for(visible_while_running, 60, 0.5, "log lines in Colonies while the process runs")
+
+    assert wait_final(colony, process.processid, timeout=240).state == ProcessState.SUCCESS
+    entries = colony.client.all_logs(colony.name, process.processid, colony.user_prvkey)
+    lines = "".join(e.message for e in entries).splitlines()
+    assert lines == [f"line {i}" for i in range(20000)]
+    # One addlog RPC stores one entry.
+    assert len(entries) < 20000 / 50, f"{len(entries)} addlog RPCs for 20,000 lines"
