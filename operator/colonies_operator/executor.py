@@ -9,6 +9,7 @@ process has a runner thread, and each container a log follower thread.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import tempfile
 import threading
@@ -41,7 +42,7 @@ from .status import READY, REACHABLE, REGISTERED, Problem, now_iso, ready_from, 
 log = logging.getLogger(__name__)
 
 OBSERVE_INTERVAL = 1.0
-HEARTBEAT_INTERVAL = 60.0  # Colonies removes executors that have not called assign for 10 minutes
+MAX_HEARTBEAT_INTERVAL = 60.0  # Colonies removes executors that have not called assign for 10 minutes
 NEVER_MATCHING_CPU = "-1m"  # an assign that refreshes "last heard from" but can match no process
 FOLLOWER_DRAIN_TIMEOUT = 30.0
 OWN_KEY_FIELD = "executorPrvKey"
@@ -304,12 +305,15 @@ class ExecutorLoop:
                         self._start_runner(process, adopted=False)
                         self.report()
                 else:
-                    if time.monotonic() - last_heartbeat >= HEARTBEAT_INTERVAL:
+                    # At the cap no process may be taken, but Colonies counts only assign calls as signs
+                    # of life: an assign that no process can match keeps the executor (and its work).
+                    heartbeat = min(MAX_HEARTBEAT_INTERVAL, 3.0 * config.assign_timeout_seconds)
+                    if time.monotonic() - last_heartbeat >= heartbeat:
                         process = client.assign(config.colony_name, -1, self.prvkey, available_cpu=NEVER_MATCHING_CPU)
                         last_heartbeat = time.monotonic()
                         if process is not None:  # only a process asking for negative cpu matches: invalid
                             self._start_runner(process, adopted=False)
-                    self.slot_freed.wait(5)
+                    self.slot_freed.wait(min(5.0, heartbeat))
                     self.slot_freed.clear()
             except ColoniesUnreachable as err:
                 raise Problem(REACHABLE, "Unreachable", f"{err.message}; retrying") from None
@@ -466,56 +470,83 @@ class ProcessRunner(threading.Thread):
         created = self._create_job(job)
         if created is None:
             return "failed"
-        skip = self._shipped_line_counts() if (self.adopted or not created) else {}
-        self.skip = skip
+        self.skip = self._retrying(self._shipped_line_counts) if (self.adopted or not created) else {}
         seen_at = 0.0
-        last_check = time.monotonic()
-        job_seen = False
+        self.last_check = self.created_at = time.monotonic()
+        self.job_seen = False
         while not self.stop.is_set():
             snapshot = loop.wait_for_snapshot(seen_at, timeout=5.0)
             seen_at = snapshot.taken_at
-            self.shipper.flush_if_due()
-            if snapshot.running_process_ids is not None and pid not in snapshot.running_process_ids:
-                if self._lost():
-                    return "lost"
-            elif time.monotonic() - last_check > 10:
-                last_check = time.monotonic()
-                if self._lost():
-                    return "lost"
-            job_now = snapshot.jobs.get(self.job_name)
-            if job_now is None:
-                if job_seen or time.monotonic() - seen_at > 30:
-                    if self._lost():
-                        return "lost"
-                    self._close_failed(["the Job was deleted before it finished (by someone other than the "
-                                        "operator)"])
-                    return "failed"
+            try:
+                result = self._step(snapshot)
+            except Exception as err:  # an API server or Colonies outage: try again on the next snapshot
+                log.warning("process %s: %s; retrying", pid, err)
+                self.stop.wait(2)
                 continue
-            job_seen = True
-            pods = snapshot.pods_by_job.get(self.job_name, [])
-            self._follow(pods)
-            outcome = outcome_of(job_now, pods, utcnow(), pending_timeout=loop.config.jobs.pending_timeout_seconds,
-                                 image_pull_grace=loop.config.jobs.image_pull_grace_seconds,
-                                 walltime=self.plan.walltime)
-            if outcome.finished:
-                return self._finish(outcome, job_now)
+            if result:
+                return result
         return "stopped"
 
-    def _create_job(self, job: dict[str, Any]) -> bool | None:
-        try:
-            created = self.loop.kube.create_job(job)
-        except ApiException as err:
-            reason = err.reason or ""
-            try:
-                import json
-                reason = json.loads(err.body).get("message", reason)
-            except Exception:
-                pass
-            self._close_failed([f"Kubernetes refused the Job ({err.status}): {reason}"])
+    def _step(self, snapshot: Snapshot) -> str | None:
+        """One look at the process; returns how it ended, or None while it goes on."""
+        loop, pid = self.loop, self.process.processid
+        self.shipper.flush_if_due()
+        if snapshot.running_process_ids is not None and pid not in snapshot.running_process_ids:
+            if self._lost():
+                return "lost"
+        elif time.monotonic() - self.last_check > 10:
+            self.last_check = time.monotonic()
+            if self._lost():
+                return "lost"
+        job_now = snapshot.jobs.get(self.job_name)
+        if job_now is None:
+            if self.job_seen or time.monotonic() - self.created_at > 30:
+                if self._lost():
+                    return "lost"
+                self._close_failed(["the Job was deleted before it finished (by someone other than the "
+                                    "operator)"])
+                return "failed"
             return None
+        self.job_seen = True
+        pods = snapshot.pods_by_job.get(self.job_name, [])
+        self._follow(pods)
+        outcome = outcome_of(job_now, pods, utcnow(), pending_timeout=loop.config.jobs.pending_timeout_seconds,
+                             image_pull_grace=loop.config.jobs.image_pull_grace_seconds,
+                             walltime=self.plan.walltime)
+        if outcome.finished:
+            return self._finish(outcome, job_now)
+        return None
+
+    def _create_job(self, job: dict[str, Any]) -> bool | None:
+        delay = 1.0
+        while True:
+            try:
+                started = time.monotonic()
+                created = self.loop.kube.create_job(job)
+                self.job_create_seconds = time.monotonic() - started
+                break
+            except ApiException as err:
+                if err.status in (429, 500, 502, 503, 504) and not self.stop.wait(delay):
+                    delay = min(delay * 2, 15.0)
+                    continue
+                return self._job_refused(err)
+            except Exception as err:  # the API server is unreachable: wait for it
+                log.warning("process %s: cannot create its Job yet (%s); retrying", self.process.processid, err)
+                if self.stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 15.0)
         if created:
             log.info("process %s: created Job %s/%s", self.process.processid, self.namespace, self.job_name)
         return created
+
+    def _job_refused(self, err: ApiException) -> None:
+        """Kubernetes said no (quota, admission, invalid): the submitter learns why."""
+        try:
+            reason = json.loads(err.body).get("message", err.reason)
+        except (TypeError, ValueError, AttributeError):
+            reason = err.reason or ""
+        self._close_failed([f"Kubernetes refused the Job ({err.status}): {reason}"])
+        return None
 
     def _shipped_line_counts(self) -> dict[str, int]:
         """Lines already in Colonies per container prefix (an adopted process resumes after them)."""
