@@ -309,3 +309,29 @@ def test_a_colonies_server_restart_is_survived(kube_cluster, crd, namespace, tmp
             executors.wait_ready("cluster")
         finally:
             operator.stop()
+
+
+def test_a_kube_apiserver_restart_is_survived(operator, executors, colony, kube_cluster, kube_api, namespace):
+    if not kube_cluster.local:
+        pytest.skip("restarting the API server needs the suite's own cluster")
+    from pathlib import Path
+    import os
+    import signal
+
+    executors.create("cluster")
+    executors.wait_ready("cluster")
+    cmd = 'i=0; while [ $i -lt 120 ]; do echo "line $i"; i=$((i+1)); sleep 0.25; done'
+    process = colony.client.submit(tutorial_spec(colony, cmd=cmd), colony.user_prvkey)
+    wait_for(lambda: colony.client.get_logs(colony.name, process.processid, colony.user_prvkey, count=1), 60, 0.5,
+             "first lines in Colonies")
+    run_dir = Path(os.environ.get("COLONIES_OPERATOR_CLUSTER_DIR", "/var/lib/colonies-operator-cluster")) / "run"
+    os.kill(int((run_dir / "kube-apiserver.pid").read_text()), signal.SIGKILL)
+    time.sleep(8)  # the API server stays down for a while
+    subprocess.run([str(Path(__file__).resolve().parents[2] / "hack/cluster/up.sh")], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    final = wait_final(colony, process.processid, timeout=120)
+    assert final.state == ProcessState.SUCCESS, final.errors
+    assert log_text(colony, process.processid).splitlines() == [f"line {i}" for i in range(120)]
+    # And the operator still serves new work.
+    after = colony.client.submit(tutorial_spec(colony), colony.user_prvkey)
+    assert wait_final(colony, after.processid).state == ProcessState.SUCCESS
