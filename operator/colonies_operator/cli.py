@@ -26,6 +26,8 @@ def _run(args: argparse.Namespace) -> int:
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json_logs else kopf.LogFormat.PLAIN)
     logging.getLogger("colonies_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # The operator reports API outages itself, once; urllib3 would warn on every retried request.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
         raise SystemExit("colonies-operator run: give --namespace NS (repeatable) or --all-namespaces")

@@ -7,8 +7,10 @@ camelCase objects, and parsing is much cheaper than building the client's model 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import logging
+import math
 from typing import Any, Iterator
 
 import kubernetes
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "colonyos.io", "v1alpha1", "coloniesexecutors"
 REQUEST_TIMEOUT = (5, 30)
+SINCE_MARGIN_SECONDS = 10
 
 
 def load_config() -> kubernetes.client.ApiClient:
@@ -91,8 +94,18 @@ class Kube:
         kwargs: dict[str, Any] = {"container": container, "follow": True, "timestamps": True,
                                   "_preload_content": False, "_request_timeout": (5, 300)}
         if since_time:
-            kwargs["since_time"] = since_time
+            # The Python client offers sinceSeconds only. Ask from a little before the last line read (margin
+            # for clock skew with the node); the caller drops what it has already seen.
+            last = dt.datetime.fromisoformat(since_time.replace("Z", "+00:00"))
+            age = (dt.datetime.now(dt.timezone.utc) - last).total_seconds()
+            kwargs["since_seconds"] = max(1, math.ceil(age) + SINCE_MARGIN_SECONDS)
         response = self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
+        if response.status != 200:
+            # Without preloading the client does not raise: an API server that is still starting answers
+            # with an error Status, which must not pass for log lines.
+            body = response.data[:300]
+            response.release_conn()
+            raise ApiException(status=response.status, reason=body.decode("utf-8", "replace"))
         try:
             yield from response.stream(64 * 1024, decode_content=False)
         finally:

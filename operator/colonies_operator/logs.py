@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 from typing import Callable, Iterable, Iterator
@@ -151,10 +152,25 @@ def split_timestamped_lines(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]
         yield _split_timestamp(pending)
 
 
+_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
+
+
+def normalize_timestamp(timestamp: str) -> str:
+    """RFC 3339 with exactly nine fractional digits, so that string order is time order ("" if invalid).
+    The API server trims trailing zeros, and ".12Z" would otherwise sort after ".123Z"."""
+    match = _TIMESTAMP.match(timestamp)
+    if not match:
+        return ""
+    return f"{match.group(1)}.{(match.group(2) or '').ljust(9, '0')}Z"
+
+
 def _split_timestamp(raw: bytes) -> tuple[str, str]:
     text = raw.decode("utf-8", errors="replace").rstrip("\r")
     timestamp, _, rest = text.partition(" ")
-    return timestamp, rest
+    normalized = normalize_timestamp(timestamp)
+    if not normalized:
+        raise ValueError(f"not a timestamped log line: {text[:80]!r}")
+    return normalized, rest
 
 
 class ContainerFollower(threading.Thread):
@@ -188,7 +204,8 @@ class ContainerFollower(threading.Thread):
                     failures = 0
                 except Exception as err:  # the stream broke: re-open it after a pause
                     failures += 1
-                    log.debug("log stream %s broke (%s); re-opening", self.name, err)
+                    if failures == 1:
+                        log.info("log stream %s broke (%s); re-opening it", self.name, err)
                     self._stop.wait(min(5.0, 0.2 * 2 ** failures))
                 # A stream that ended after the container terminated has delivered everything.
                 if done_before:

@@ -42,8 +42,20 @@ def test_lines_stay_buffered_while_colonies_is_unreachable():
 
 def test_split_handles_lines_across_chunks():
     chunks = [b"2026-01-01T00:00:00.1Z hel", b"lo\n2026-01-01T00:00:00.2Z wor", b"ld\n"]
-    assert list(split_timestamped_lines(chunks)) == [("2026-01-01T00:00:00.1Z", "hello"),
-                                                      ("2026-01-01T00:00:00.2Z", "world")]
+    assert list(split_timestamped_lines(chunks)) == [("2026-01-01T00:00:00.100000000Z", "hello"),
+                                                      ("2026-01-01T00:00:00.200000000Z", "world")]
+
+
+def test_timestamps_compare_in_time_order_whatever_their_precision():
+    from colonies_operator.logs import normalize_timestamp
+    assert normalize_timestamp("2026-01-01T00:00:00.12Z") < normalize_timestamp("2026-01-01T00:00:00.123Z")
+    assert normalize_timestamp("2026-01-01T00:00:01Z") > normalize_timestamp("2026-01-01T00:00:00.999999999Z")
+
+
+def test_an_error_body_is_not_taken_for_log_lines():
+    import pytest
+    with pytest.raises(ValueError, match="not a timestamped log line"):
+        list(split_timestamped_lines([b'{"kind":"Status","code":503}\n']))
 
 
 def test_a_reconnect_skips_what_was_read():
