@@ -31,6 +31,10 @@ def _run(args: argparse.Namespace) -> int:
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
         raise SystemExit("colonies-operator run: give --namespace NS (repeatable) or --all-namespaces")
+    if args.metrics_port:
+        from . import metrics
+
+        metrics.start_server(args.metrics_port, args.metrics_address)
     kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=namespaces,
              liveness_endpoint=args.liveness or None)
     return 0
@@ -48,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeatable)")
     run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument("--liveness", default="", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                     help="serve Prometheus metrics on this port (default 0: off)")
+    run.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR",
+                     help="the address --metrics-port listens on (default 0.0.0.0)")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (for log collectors)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(handler=_run)

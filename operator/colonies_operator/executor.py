@@ -19,6 +19,7 @@ from typing import Any, Callable
 from kubernetes.client.exceptions import ApiException
 
 from . import jobs as jobmod
+from . import metrics
 from .colonies import (
     ColoniesClient,
     ColoniesError,
@@ -87,6 +88,7 @@ class ExecutorLoop:
         self.client: ColoniesClient | None = None
         self.prvkey = ""
         self.executor_id = ""
+        self.metrics_label = metrics.executor_label(self.namespace, self.name)
 
     # -- status -----------------------------------------------------------------------------------
 
@@ -185,7 +187,8 @@ class ExecutorLoop:
             handle.write(pem)
             handle.close()
             ca_file = handle.name
-        client = ColoniesClient(server.host, server.port, tls=server.tls, ca_bundle=ca_file)
+        client = ColoniesClient(server.host, server.port, tls=server.tls, ca_bundle=ca_file,
+                                on_error=metrics.rpc_error)
         try:
             client.version()
         except ColoniesUnreachable as err:
@@ -302,6 +305,7 @@ class ExecutorLoop:
                     self._reachable()
                     if process is not None:
                         self.last_assignment = now_iso()
+                        metrics.process_assigned(self.metrics_label)
                         self._start_runner(process, adopted=False)
                         self.report()
                 else:
@@ -335,11 +339,17 @@ class ExecutorLoop:
             if process.processid in self.runners:
                 return
             self.runners[process.processid] = runner
+            active = len(self.runners)
+        metrics.set_active(self.metrics_label, active)
         runner.start()
 
-    def runner_finished(self, runner: "ProcessRunner", outcome: str) -> None:
+    def runner_finished(self, runner: "ProcessRunner", outcome: str, reason: str = "") -> None:
         with self.runners_lock:
             self.runners.pop(runner.process.processid, None)
+            active = len(self.runners)
+        metrics.set_active(self.metrics_label, active)
+        if outcome in ("succeeded", "failed"):
+            metrics.process_finished(self.metrics_label, outcome, reason or None)
         if outcome == "succeeded":
             self.succeeded += 1
         elif outcome == "failed":
@@ -442,6 +452,7 @@ class ProcessRunner(threading.Thread):
         self.shipper = LogShipper(lambda message: loop.client.add_log(pid, message, loop.prvkey))
         self.job_name = jobmod.job_name(pid, process.retries)
         self.plan: jobmod.JobPlan | None = None
+        self.failure_reason = ""
 
     @property
     def namespace(self) -> str:
@@ -456,13 +467,14 @@ class ProcessRunner(threading.Thread):
                           self.process.processid)
         finally:
             self.follower_stop.set()
-            self.loop.runner_finished(self, outcome)
+            self.loop.runner_finished(self, outcome, self.failure_reason)
 
     def _run(self) -> str:
         loop, pid = self.loop, self.process.processid
         try:
             self.plan = jobmod.plan_job(self.process, loop.config)
         except jobmod.InvalidProcess as err:
+            self.failure_reason = "invalid"
             self._close_failed([f"invalid process: {err}"])
             log.info("process %s rejected: %s", pid, err)
             return "failed"
@@ -523,7 +535,7 @@ class ProcessRunner(threading.Thread):
             try:
                 started = time.monotonic()
                 created = self.loop.kube.create_job(job)
-                self.job_create_seconds = time.monotonic() - started
+                metrics.job_created(time.monotonic() - started)
                 break
             except ApiException as err:
                 if err.status in (429, 500, 502, 503, 504) and not self.stop.wait(delay):
@@ -633,6 +645,7 @@ class ProcessRunner(threading.Thread):
                                                                     output=list(outcome.output)))
                 log.info("process %s succeeded", self.process.processid)
                 return "succeeded"
+            self.failure_reason = outcome.reason
             self._close_failed(list(outcome.errors) + ship_errors(self.shipper))
             log.info("process %s failed: %s", self.process.processid, "; ".join(outcome.errors))
             return "failed"

@@ -10,6 +10,7 @@ import kopf
 
 from .colonies import ColoniesClient, ColoniesError, crypto
 from .config import InvalidSpec, config_from_spec
+from . import metrics
 from .executor import ExecutorLoop
 from .kube import GROUP, PLURAL, VERSION, Kube, load_config
 
@@ -27,6 +28,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
     settings.posting.level = logging.WARNING  # events for problems, not for routine work
+    # One CRD, installed before the operator starts, in the namespaces it is given: nothing to discover (a
+    # namespaced Role cannot list namespaces or CRDs, and kopf would retry that for a minute first).
+    settings.scanning.disabled = True
     memo.kube = Kube(load_config())
     memo.loops = {}
 
@@ -43,6 +47,7 @@ def run_executor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, 
         loop.run()
     finally:
         memo.loops.pop(body["metadata"]["uid"], None)
+        metrics.forget_executor(metrics.executor_label(body["metadata"]["namespace"], body["metadata"]["name"]))
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, id="reload", field="spec")

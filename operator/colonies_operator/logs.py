@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
+from . import metrics
 from .colonies import ColoniesError, ColoniesUnreachable
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class LogShipper:
                     return False
                 self.rpcs += 1
                 self.lines_shipped += len(batch)
+                metrics.log_shipped(len(batch), size)
 
     @property
     def pending(self) -> int:

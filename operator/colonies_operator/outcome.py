@@ -23,6 +23,7 @@ class Outcome:
     state: str
     errors: tuple[str, ...] = ()
     output: tuple[Any, ...] = ()
+    reason: str = ""  # for a failure: exit_code, oom, deadline, image_pull, unschedulable or other
 
     @property
     def finished(self) -> bool:
@@ -72,6 +73,17 @@ def _container_failures(pod: dict[str, Any]) -> list[str]:
     return failures
 
 
+def _failure_kind(pods: list[dict[str, Any]]) -> str:
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("reason") == "OOMKilled":
+                return "oom"
+            if terminated.get("exitCode"):
+                return "exit_code"
+    return "other"
+
+
 def _pod_output(pods: list[dict[str, Any]]) -> tuple[Any, ...]:
     def index(pod):
         value = ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
@@ -100,6 +112,7 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     if failed and failed.get("status") == "True":
         errors = []
         reason = failed.get("reason") or "Failed"
+        kind = "deadline" if reason == "DeadlineExceeded" else _failure_kind(pods)
         if reason == "DeadlineExceeded":
             limit = f" of {walltime}s" if walltime else ""
             errors.append(f"walltime{limit} exceeded: the Job was stopped (DeadlineExceeded); "
@@ -108,24 +121,27 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
             errors.extend(_container_failures(pod))
         if not errors:
             errors.append(f"the Job failed ({reason}): {failed.get('message') or 'no message'}")
-        return Outcome("failed", errors=tuple(errors))
+        return Outcome("failed", errors=tuple(errors), reason=kind)
 
     # Still going: look for pods that will never run.
     created = _time((job.get("metadata") or {}).get("creationTimestamp")) or now
     errors = []
+    kind = "other"
     any_running = False
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
         if phase == "Failed":
             # backoffLimit 0 fails the Job next; say so now with the real reason.
             return Outcome("failed", errors=tuple(_container_failures(pod) or [f"{_pod_label(pod)} failed: "
-                                                 f"{(pod.get('status') or {}).get('message') or 'no message'}"]))
+                                                 f"{(pod.get('status') or {}).get('message') or 'no message'}"]),
+                           reason=_failure_kind([pod]))
         any_running = any_running or phase in ("Running", "Succeeded")
         scheduled = _condition(pod, "PodScheduled")
         if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
             since = _time(scheduled.get("lastTransitionTime")) or created
             pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or since
             if (now - min(since, pod_created)).total_seconds() >= pending_timeout:
+                kind = "unschedulable"
                 errors.append(f"{_pod_label(pod)} could not be scheduled for {pending_timeout}s: "
                               f"{scheduled.get('message') or 'Unschedulable'}; ask for fewer resources (cpu, mem, "
                               "gpu.count) or a gpu.name that nodes have")
@@ -136,6 +152,7 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
             waited = (now - pod_created).total_seconds()
             if reason in IMAGE_PULL_REASONS and (waited >= image_pull_grace or reason in
                                                    ("InvalidImageName", "ErrImageNeverPull")):
+                kind = "image_pull"
                 errors.append(f"image {status.get('image')!r} for container {status['name']} in {_pod_label(pod)} "
                               f"cannot be pulled ({reason}): {waiting.get('message') or 'no message'}; check "
                               "kwargs 'docker-image' and the image pull secrets")
@@ -143,7 +160,7 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                 errors.append(f"container {status['name']} in {_pod_label(pod)} cannot start ({reason}): "
                               f"{waiting.get('message') or 'no message'}")
     if errors:
-        return Outcome("failed", errors=tuple(errors))
+        return Outcome("failed", errors=tuple(errors), reason=kind)
     job_status = job.get("status") or {}
     pods_existed = any(job_status.get(k) for k in ("active", "ready", "failed", "succeeded", "terminating"))
     if (now - created).total_seconds() >= pending_timeout and not pods and not pods_existed:

@@ -98,3 +98,12 @@ def test_output_parsing():
     assert output_from_termination_message("plain text\n") == ("plain text",)
     assert output_from_termination_message('{"k": 1}') == ({"k": 1},)
     assert output_from_termination_message("") == ()
+
+
+def test_failures_carry_a_reason_for_the_metrics():
+    assert judge(job([("Failed", "BackoffLimitExceeded", "")]), [pod("Failed", [terminated("main", 3)])]).reason == \
+        "exit_code"
+    assert judge(job(), [pod("Failed", [terminated("main", 137, "OOMKilled")])]).reason == "oom"
+    assert judge(job([("Failed", "DeadlineExceeded", "")]), []).reason == "deadline"
+    assert judge(job(), [pod("Pending", [waiting("main", "ErrImagePull")], created=90)]).reason == "image_pull"
+    assert judge(job(), [pod("Pending", scheduled="no", created=400)]).reason == "unschedulable"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import requests
 
@@ -39,6 +39,7 @@ class ColoniesClient:
         ca_bundle: str | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        on_error: Callable[[str, int | None], None] | None = None,
     ) -> None:
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{host}:{port}/api"
@@ -48,6 +49,7 @@ class ColoniesClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._local = threading.local()
+        self._on_error = on_error  # told of every failed RPC (rpc name, status or None): for metrics
 
     def __repr__(self) -> str:
         return f"ColoniesClient({self.url!r})"
@@ -71,6 +73,15 @@ class ColoniesClient:
 
     def rpc(self, msgtype: str, payload: dict[str, Any], prvkey: str, *, read_timeout: float | None = None) -> Any:
         """Sends one signed message and returns the decoded reply payload, or raises a typed error."""
+        try:
+            return self._rpc(msgtype, payload, prvkey, read_timeout)
+        except ColoniesError as err:
+            no_work = msgtype == "assignprocessmsg" and err.status == 404
+            if self._on_error and not no_work:
+                self._on_error(msgtype, err.status)
+            raise
+
+    def _rpc(self, msgtype: str, payload: dict[str, Any], prvkey: str, read_timeout: float | None) -> Any:
         message = dict(payload, msgtype=msgtype)
         encoded = base64.b64encode(json.dumps(message, separators=(",", ":")).encode("utf-8")).decode("ascii")
         body = {

@@ -1,0 +1,110 @@
+{{/* Names, labels and the lists of namespaces that the templates share. */}}
+
+{{- define "colonies-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "colonies-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "colonies-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "colonies-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "colonies-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "colonies-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "colonies-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "colonies-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "colonies-operator.subjects" -}}
+- kind: ServiceAccount
+  name: {{ include "colonies-operator.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{- define "colonies-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The watched namespaces as a JSON list; empty with watchAllNamespaces. */}}
+{{- define "colonies-operator.watchedNamespaces" -}}
+{{- if .Values.watchAllNamespaces }}
+{{- list | toJson }}
+{{- else if .Values.watchNamespaces }}
+{{- .Values.watchNamespaces | uniq | toJson }}
+{{- else }}
+{{- list .Release.Namespace | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the operator's permissions are cluster-wide. */}}
+{{- define "colonies-operator.clusterWide" -}}
+{{- if or .Values.rbac.clusterWide .Values.watchAllNamespaces }}true{{ end }}
+{{- end }}
+
+{{/* Values that the schema cannot check. */}}
+{{- define "colonies-operator.validate" -}}
+{{- if and .Values.watchAllNamespaces .Values.watchNamespaces }}
+{{- fail "watchAllNamespaces and watchNamespaces exclude each other: set one of them" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the operator does in a namespace it serves: kopf watches ColoniesExecutors, patches them (finalizer,
+annotations) and their status, and posts Events; the operator reads the key and CA Secrets and ConfigMaps
+its resources name, creates the Secret that keeps its own executor key, and runs Jobs (below).
+*/}}
+{{- define "colonies-operator.executorRules" -}}
+- apiGroups: [colonyos.io]
+  resources: [coloniesexecutors]
+  verbs: [get, list, watch, patch]
+- apiGroups: [colonyos.io]
+  resources: [coloniesexecutors/status]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+{{- end }}
+
+{{/* Where Jobs run: create, list and delete them, list and delete their pods, read the pods' logs. */}}
+{{- define "colonies-operator.jobRules" -}}
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, create, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, deletecollection]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+{{- end }}

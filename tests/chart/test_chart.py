@@ -1,0 +1,306 @@
+"""The Helm chart: lint, schema, contracts with the CRD, and every rendering checked by the real API server.
+
+Manifests are validated with `kubectl apply --dry-run=server --validate=strict` against the test cluster rather
+than kubeconform: kubeconform needs JSON schemas from the internet, which this machine cannot reach, and the
+API server's own validation (field validation, CRD structural schema and CEL rules, RBAC and admission) is the
+stronger check anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+from typing import Any, Callable, Iterator
+
+import jsonschema
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.chart.crd_schema import SCHEMA_PATH, executor_spec_schema
+from tests.chart.helm import CHART, REPO, helm, render
+from tests.fixtures.kube import delete_namespace
+
+RELEASE = "t"
+FULLNAME = "t-colonies-operator"
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def the(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(objects, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def executor(name: str, **spec: Any) -> dict[str, Any]:
+    return {"name": name, "spec": {"server": {"host": "colonies.example.internal", "port": 50080},
+                                   "colonyName": "dev", **spec}}
+
+
+# Value combinations, as functions of (release namespace, [two more namespaces]).
+COMBINATIONS: dict[str, Callable[[str, list[str]], dict[str, Any]]] = {
+    "defaults": lambda ns, more: {},
+    "cluster-wide RBAC": lambda ns, more: {"rbac": {"clusterWide": True}},
+    "all namespaces": lambda ns, more: {"watchAllNamespaces": True},
+    "several namespaces": lambda ns, more: {"watchNamespaces": [ns, more[0]], "rbac": {"jobNamespaces": [more[1]]}},
+    "service monitor": lambda ns, more: {"metrics": {"serviceMonitor": {"enabled": True, "interval": "15s",
+                                                                         "labels": {"release": "prometheus"}}}},
+    "no metrics, plain verbose logs": lambda ns, more: {"metrics": {"enabled": False},
+                                                        "logging": {"format": "plain", "verbose": True}},
+    "executors": lambda ns, more: {"watchNamespaces": [ns, more[0]], "executors": [
+        executor("by-colony-key", credentials={"colonyKeySecret": {"name": "colonies-colony-key"}}),
+        executor("by-executor-key", credentials={"executorKeySecret": {"name": "executor-key", "key": "prv"}},
+                 executorName="k8s-gpu", maxConcurrentProcesses=4,
+                 jobs={"namespace": more[0], "ttlSecondsAfterFinished": 600,
+                       "securityContext": {"allowPrivilegeEscalation": False}}) | {"namespace": more[0]},
+    ]},
+    "scheduling and pod settings": lambda ns, more: {
+        "image": {"repository": "registry.example.com/colonies-operator", "tag": "0.1.0", "pullPolicy": "Always"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serviceAccount": {"annotations": {"iam.example.com/role": "colonies"}},
+        "securityContext": {"runAsUser": None, "runAsGroup": None},
+        "podAnnotations": {"example.com/team": "batch"}, "podLabels": {"team": "batch"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": {
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "colonies-operator"}}}}]}},
+        "resources": {"requests": {"cpu": "100m", "memory": "160Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+        "terminationGracePeriodSeconds": 60,
+    },
+}
+NAMESPACES = ["release-ns", "second-ns", "third-ns"]
+
+
+# -- without a cluster -----------------------------------------------------------------------------------------
+
+def test_helm_lint_passes_strictly():
+    result = helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_the_charts_crd_is_a_byte_identical_copy_of_crds():
+    assert (CHART / "crds" / "coloniesexecutor.yaml").read_bytes() == (REPO / "crds" / "coloniesexecutor.yaml").read_bytes(), \
+        "charts/colonies-operator/crds/coloniesexecutor.yaml differs: cp crds/coloniesexecutor.yaml charts/colonies-operator/crds/"
+
+
+def test_the_schema_of_executors_spec_is_derived_from_the_crd():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert schema["definitions"]["executorSpec"] == executor_spec_schema(), \
+        "values.schema.json is out of date with the CRD: run python -m tests.chart.crd_schema"
+
+
+def test_values_yaml_satisfies_the_schema_and_the_schema_is_closed_everywhere():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.Draft7Validator(schema).validate(yaml.safe_load((CHART / "values.yaml").read_text()))
+
+    def open_objects(node: Any, path: str) -> Iterator[str]:
+        if isinstance(node, dict):
+            if "properties" in node and node.get("additionalProperties") is not False:
+                yield path
+            for key, child in node.items():
+                yield from open_objects(child, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                yield from open_objects(child, f"{path}/{i}")
+
+    # The CRD's podSecurityContext and securityContext keep unknown fields: the API server checks them.
+    assert [p for p in open_objects(schema, "") if not p.endswith(("/podSecurityContext", "/securityContext"))] == []
+
+
+def test_every_value_in_values_yaml_has_a_comment():
+    """Each value the chart defines (not the keys inside free-form maps such as resources) is documented."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    stack: list[tuple[int, dict[str, Any]]] = [(-1, schema)]
+    previous = ""
+    undocumented = []
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        match = re.match(r"^( *)([A-Za-z][\w.-]*):(.*)$", line)
+        if match:
+            indent, key = len(match.group(1)), match.group(2)
+            while stack[-1][0] >= indent:
+                stack.pop()
+            parent = stack[-1][1]
+            node = (parent.get("properties") or {}).get(key)
+            if node is not None:
+                node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node
+                if "properties" not in node and not previous.lstrip().startswith("#"):
+                    undocumented.append(key)
+                stack.append((indent, node))
+            else:
+                stack.append((indent, {}))
+        if line.strip():
+            previous = line
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"watchNamespace": ["a"]}, "additional properties 'watchNamespace' not allowed"),
+    ({"image": {"pullPolcy": "Never"}}, "additional properties 'pullPolcy' not allowed"),
+    ({"metrics": {"serviceMonitor": {"enable": True}}}, "additional properties 'enable' not allowed"),
+    ({"resources": {"limit": {"memory": "1Gi"}}}, "additional properties 'limit' not allowed"),
+    ({"affinity": {"nodeAfinity": {}}}, "additional properties 'nodeAfinity' not allowed"),
+    # A key inline in the values is refused: executors name Secrets, they never hold keys.
+    ({"executors": [executor("e", credentials={"colonyKeySecret": {"name": "s", "value": "0" * 64}})]},
+     "additional properties 'value' not allowed"),
+    ({"executors": [executor("e", credentials={"colonyKeySecret": {"name": "s"}}, maxConcurentProcesses=3)]},
+     "additional properties 'maxConcurentProcesses' not allowed"),
+    ({"logging": {"format": "text"}}, "value must be one of"),
+    ({"securityContext": {"runAsUser": 0}}, "minimum"),
+])
+def test_the_schema_rejects_typos_and_secrets(values, message):
+    with pytest.raises(AssertionError) as failure:
+        render("release-ns", values)
+    assert "values don't meet the specifications of the schema" in str(failure.value)
+    assert message in str(failure.value)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"watchAllNamespaces": True, "watchNamespaces": ["a"]}, "exclude each other"),
+    ({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "needs metrics.enabled"),
+    ({"executors": [executor("e", credentials={"colonyKeySecret": {"name": "s"}}) | {"namespace": "elsewhere"}]},
+     "which the operator does not watch"),
+])
+def test_contradictory_values_fail_with_a_reason(values, message):
+    with pytest.raises(AssertionError, match=message):
+        render("release-ns", values)
+
+
+@pytest.mark.parametrize("combination", COMBINATIONS)
+def test_the_chart_never_creates_a_secret(combination):
+    _, objects = render(NAMESPACES[0], COMBINATIONS[combination](NAMESPACES[0], NAMESPACES[1:]), include_crds=True)
+    assert by_kind(objects, "Secret") == []
+
+
+def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
+    _, objects = render("release-ns")
+    deployment = the(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "privileged": False,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    assert container["args"] == ["run", "--namespace=release-ns", "--liveness=http://0.0.0.0:8080/healthz",
+                                 "--json-logs", "--metrics-port=9090"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    assert container["image"] == "colonies-operator:0.1.0" and container["imagePullPolicy"] == "IfNotPresent"
+    assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
+
+
+def test_rbac_is_a_role_per_watched_namespace_by_default():
+    _, objects = render("release-ns", {"watchNamespaces": ["a", "b"], "rbac": {"jobNamespaces": ["b", "jobs"]}})
+    assert by_kind(objects, "ClusterRole") == [] and by_kind(objects, "ClusterRoleBinding") == []
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objects, "Role")}
+    assert set(roles) == {("a", FULLNAME), ("b", FULLNAME), ("jobs", f"{FULLNAME}-jobs")}
+    bindings = by_kind(objects, "RoleBinding")
+    assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == set(roles)
+    for binding in bindings:
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "release-ns"}]
+    # Jobs-only namespaces: nothing about Secrets or ColoniesExecutors.
+    assert {rule["apiGroups"][0] + "/" + rule["resources"][0] for rule in roles[("jobs", f"{FULLNAME}-jobs")]["rules"]} \
+        == {"batch/jobs", "/pods", "/pods/log"}
+    secret_rules = [rule for rule in roles[("a", FULLNAME)]["rules"] if "secrets" in rule["resources"]]
+    assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]}]
+    for role in roles.values():
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+    assert the(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"][1:3] == \
+        ["--namespace=a", "--namespace=b"]
+
+
+@pytest.mark.parametrize("values", [{"rbac": {"clusterWide": True}}, {"watchAllNamespaces": True}])
+def test_rbac_is_one_cluster_role_when_cluster_wide(values):
+    _, objects = render("release-ns", values)
+    assert by_kind(objects, "Role") == [] and by_kind(objects, "RoleBinding") == []
+    role, binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
+    assert role["metadata"]["name"] == binding["roleRef"]["name"] == f"release-ns-{FULLNAME}"
+    args = the(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert ("--all-namespaces" in args) == bool(values.get("watchAllNamespaces"))
+
+
+def test_the_service_monitor_selects_the_metrics_service():
+    _, objects = render("release-ns", COMBINATIONS["service monitor"]("release-ns", []))
+    service, monitor = the(objects, "Service"), the(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["release-ns"]}
+    assert monitor["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics", "interval": "15s",
+                                             "scrapeTimeout": "10s"}]
+    assert service["spec"]["ports"][0]["name"] == "http-metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_executors_are_rendered_as_given_in_their_namespaces():
+    _, objects = render("release-ns", COMBINATIONS["executors"]("release-ns", ["second-ns", "third-ns"]))
+    first, second = by_kind(objects, "ColoniesExecutor")
+    assert (first["metadata"]["namespace"], second["metadata"]["namespace"]) == ("release-ns", "second-ns")
+    assert second["spec"]["credentials"] == {"executorKeySecret": {"name": "executor-key", "key": "prv"}}
+    assert second["spec"]["jobs"]["namespace"] == "second-ns"
+
+
+# -- against the API server -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def more_namespaces(kube_cluster, _deleted_namespaces) -> Iterator[list[str]]:
+    """Two more fresh namespaces."""
+    names = [f"chart-extra-{secrets.token_hex(4)}" for _ in range(2)]
+    with kube_cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        for name in names:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+                name=name, labels={"colonies-operator.test/namespace": "true"})))
+        try:
+            yield names
+        finally:
+            for name in names:
+                _deleted_namespaces.append(name)
+                delete_namespace(api, name, wait=False)
+
+
+@pytest.fixture(scope="session")
+def chart_crd(kube_cluster) -> None:
+    """The chart's CRD in the cluster, so ColoniesExecutors can be validated (as the e2e tests apply it)."""
+    kubectl = ["kubectl", "--kubeconfig", kube_cluster.kubeconfig]
+    subprocess.run(kubectl + ["apply", "--server-side", "--force-conflicts", "-f",
+                              str(CHART / "crds" / "coloniesexecutor.yaml")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(kubectl + ["wait", "--for=condition=Established", "--timeout=60s",
+                              "crd/coloniesexecutors.colonyos.io"], check=True, stdout=subprocess.DEVNULL)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("combination", COMBINATIONS)
+def test_every_rendered_manifest_passes_the_api_servers_validation_and_pod_security(combination, kube_cluster, chart_crd, namespace,
+                                                                  more_namespaces, tmp_path):
+    # Pod Security admission warns about a workload's pod template that breaks the "restricted" standard.
+    with kube_cluster.api_client() as api:
+        client.CoreV1Api(api).patch_namespace(namespace, {"metadata": {"labels": {
+            "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/warn-version": "latest"}}})
+    _, objects = render(namespace, COMBINATIONS[combination](namespace, more_namespaces), include_crds=True)
+    # The Prometheus Operator's CRD is not installed in the test cluster, so the ServiceMonitor cannot be
+    # checked by the API server; test_the_service_monitor_selects_the_metrics_service checks its content.
+    checked = [obj for obj in objects if obj["kind"] != "ServiceMonitor"]
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump_all(checked))
+    result = subprocess.run(["kubectl", "--kubeconfig", kube_cluster.kubeconfig, "apply", "--dry-run=server",
+                             "--validate=strict", "-o", "name", "-f", str(manifest)], capture_output=True, text=True)
+    assert result.returncode == 0, f"{combination}: {result.stderr}"
+    assert "PodSecurity" not in result.stderr, result.stderr
+    accepted = result.stdout.split()
+    assert len(accepted) == len(checked), f"{combination}: the API server accepted {accepted}"
+    assert any(obj["kind"] == "Deployment" for obj in checked)
