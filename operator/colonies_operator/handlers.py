@@ -35,7 +35,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.loops = {}
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, id="executor", cancellation_timeout=10.0, initial_delay=0)
+# The loop notices the stop within one assign long-poll (spec.assignTimeoutSeconds, 10 s by default).
+@kopf.daemon(GROUP, VERSION, PLURAL, id="executor", cancellation_timeout=45.0, initial_delay=0)
 def run_executor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """The executor's whole life: kopf runs it in a thread and signals `stopped` on deletion or exit."""
     stop = threading.Event()
