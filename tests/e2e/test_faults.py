@@ -109,7 +109,7 @@ def test_the_executor_is_never_removed_as_stale_while_at_its_cap(kube_cluster, c
 
     # Colonies removes executors silent for 12 s here (10 minutes by default), checking every 2 s.
     with private_colonies_server(stale_executor_seconds=12, cleanup_interval_seconds=2) as server, \
-            client.ApiClient() if False else kube_cluster.api_client() as api:
+            kube_cluster.api_client() as api:
         colony = server.new_colony()
         executors = Executors(api, namespace, colony)
         operator = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path / "operator.log").start()
@@ -196,7 +196,7 @@ BAD_INPUTS = [
 
 def test_bad_input_fails_the_process_with_a_message_and_creates_no_job(operator, executors, colony, kube_api,
                                                                         namespace):
-    executors.create("cluster", functions=["execute", "train"][:1])
+    executors.create("cluster")
     executors.wait_ready("cluster")
     submitted = []
     for change, message in BAD_INPUTS:
