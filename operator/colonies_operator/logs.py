@@ -19,7 +19,7 @@ import time
 from typing import Callable, Iterable, Iterator
 
 from . import metrics
-from .colonies import ColoniesError, ColoniesUnreachable
+from .colonies import ColoniesUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,8 @@ class ContainerFollower(threading.Thread):
 def ship_errors(shipper: LogShipper) -> list[str]:
     """The last lines of the log, for the errors of a failed process."""
     lines = list(shipper.tail)
-    return [f"last lines of the log:\n" + "\n".join(lines)] if lines else []
+    return ["last lines of the log:\n" + "\n".join(lines)] if lines else []
 
 
-__all__ = ["ColoniesError", "ContainerFollower", "LogShipper", "StreamPosition", "count_shipped_lines",
+__all__ = ["ContainerFollower", "LogShipper", "StreamPosition", "count_shipped_lines",
            "line_prefix", "ship_errors", "split_timestamped_lines"]
