@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "colonyos.io", "v1alpha1", "coloniesexecutors"
 REQUEST_TIMEOUT = (5, 30)
+T = TypeVar("T")
 SINCE_MARGIN_SECONDS = 10
 
 
@@ -38,6 +39,16 @@ def load_config() -> kubernetes.client.ApiClient:
 
 def _json(response) -> Any:
     return json.loads(response.data)
+
+
+def _none_if_absent(call: Callable[[], T]) -> T | None:
+    """The call's result, or None when the object it reads or changes does not exist (404)."""
+    try:
+        return call()
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
 
 
 class Kube:
@@ -63,19 +74,12 @@ class Kube:
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Deletes the Job and its pods now (no grace period to wait for)."""
-        try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background",
-                                             grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        _none_if_absent(lambda: self.batch.delete_namespaced_job(
+            name, namespace, propagation_policy="Background", grace_period_seconds=0,
+            _request_timeout=REQUEST_TIMEOUT))
         # Background propagation leaves pod deletion to the garbage collector; do it here so the pods go now.
-        try:
-            self.core.delete_collection_namespaced_pod(namespace, label_selector=f"job-name={name}",
-                                                       grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        _none_if_absent(lambda: self.core.delete_collection_namespaced_pod(
+            namespace, label_selector=f"job-name={name}", grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT))
 
     def list_jobs(self, namespace: str, executor_id: str) -> list[dict[str, Any]]:
         selector = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_EXECUTOR_ID}={label_value(executor_id)}"
@@ -115,25 +119,16 @@ class Kube:
 
     def read_secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """The decoded value, or None if the Secret or key is missing."""
-        try:
-            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        data = secret.data or {}
-        if key not in data:
-            return None
-        return base64.b64decode(data[key]).decode("utf-8").strip()
+        secret = _none_if_absent(lambda: self.core.read_namespaced_secret(name, namespace,
+                                                                         _request_timeout=REQUEST_TIMEOUT))
+        data = (secret.data if secret else None) or {}
+        return base64.b64decode(data[key]).decode("utf-8").strip() if key in data else None
 
     def read_configmap_value(self, namespace: str, name: str, key: str) -> str | None:
-        try:
-            configmap = self.core.read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return (configmap.data or {}).get(key)
+        """The value, or None if the ConfigMap or key is missing."""
+        configmap = _none_if_absent(lambda: self.core.read_namespaced_config_map(name, namespace,
+                                                                                _request_timeout=REQUEST_TIMEOUT))
+        return ((configmap.data if configmap else None) or {}).get(key)
 
     def create_secret(self, namespace: str, name: str, data: dict[str, str], owner: dict[str, Any] | None,
                       labels: dict[str, str]) -> bool:
@@ -155,19 +150,7 @@ class Kube:
 
     # -- the ColoniesExecutor resource -----------------------------------------------------------
 
-    def get_executor_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
-                                                            _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
     def patch_executor_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        try:
-            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
-                                                              {"status": status}, _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as err:
-            if err.status != 404:  # the resource is gone: nothing to report on
-                raise
+        # A resource that is gone has nothing to report on.
+        _none_if_absent(lambda: self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _request_timeout=REQUEST_TIMEOUT))
