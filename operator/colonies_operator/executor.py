@@ -9,11 +9,13 @@ process has a runner thread, and each container a log follower thread.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from kubernetes.client.exceptions import ApiException
@@ -34,6 +36,7 @@ from .colonies import (
     ServerError,
     crypto,
 )
+from .colonies.client import MAX_PROCESSES_PER_READ
 from .config import ExecutorConfig, InvalidSpec, config_from_spec
 from .kube import Kube
 from .logs import ContainerFollower, LogShipper, StreamPosition, count_shipped_lines, line_prefix, ship_errors
@@ -51,6 +54,25 @@ OWN_KEY_FIELD = "executorPrvKey"
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def colonies_client_for(kube: Kube, config: ExecutorConfig) -> ColoniesClient:
+    """A client for the resource's Colonies server, trusting its CA bundle when it names one."""
+    server = config.server
+    ca_file = None
+    if server.tls and server.ca_bundle:
+        ref = server.ca_bundle
+        read = kube.read_secret_value if ref.kind == "Secret" else kube.read_configmap_value
+        pem = read(config.resource_namespace, ref.name, ref.key)
+        if not pem:
+            raise Problem(REACHABLE, "CABundleMissing", f"{ref.kind} {config.resource_namespace}/{ref.name} has no "
+                          f"key {ref.key!r} with the CA bundle")
+        # requests wants a file; one per distinct bundle, so reconnecting does not pile files up.
+        path = Path(tempfile.gettempdir()) / f"colonies-ca-{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
+        if not path.exists():
+            path.write_text(pem)
+        ca_file = str(path)
+    return ColoniesClient(server.host, server.port, tls=server.tls, ca_bundle=ca_file, on_error=metrics.rpc_error)
 
 
 class Snapshot:
@@ -174,21 +196,8 @@ class ExecutorLoop:
             observer_stop.set()
 
     def _connect(self) -> ColoniesClient:
+        client = colonies_client_for(self.kube, self.config)
         server = self.config.server
-        ca_file = None
-        if server.tls and server.ca_bundle:
-            ref = server.ca_bundle
-            read = self.kube.read_secret_value if ref.kind == "Secret" else self.kube.read_configmap_value
-            pem = read(self.namespace, ref.name, ref.key)
-            if not pem:
-                raise Problem(REACHABLE, "CABundleMissing",
-                              f"{ref.kind} {self.namespace}/{ref.name} has no key {ref.key!r} with the CA bundle")
-            handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
-            handle.write(pem)
-            handle.close()
-            ca_file = handle.name
-        client = ColoniesClient(server.host, server.port, tls=server.tls, ca_bundle=ca_file,
-                                on_error=metrics.rpc_error)
         try:
             client.version()
         except ColoniesUnreachable as err:
@@ -367,11 +376,8 @@ class ExecutorLoop:
         """After a restart: resume every process this executor runs, with or without its Job."""
         config = self.config
         jobs = self.kube.list_jobs(config.jobs.namespace, self.executor_id)
-        mine: dict[str, Process] = {}
-        for process in self.client.get_processes(config.colony_name, ProcessState.RUNNING, self.prvkey,
-                                                 executortype=config.executor_type):
-            if process.assignedexecutorid == self.executor_id:
-                mine[process.processid] = process
+        running, _ = self._running_here()
+        mine: dict[str, Process] = {p.processid: p for p in running}
         for job in jobs:
             annotations = job["metadata"].get("annotations") or {}
             pid = annotations.get(jobmod.ANNOTATION_PROCESS_ID, "")
@@ -420,16 +426,22 @@ class ExecutorLoop:
                 log.debug("observer of %s/%s: %s", self.namespace, self.name, err)
             self._observer_stop.wait(max(0.0, OBSERVE_INTERVAL - (time.monotonic() - started)))
 
+    def _running_here(self) -> tuple[list[Process], bool]:
+        """The processes Colonies has RUNNING on this executor, and whether the list is complete (the server
+        returns at most 100 RUNNING processes of the type, whoever runs them)."""
+        running = self.client.get_processes(self.config.colony_name, ProcessState.RUNNING, self.prvkey,
+                                            executortype=self.config.executor_type)
+        complete = len(running) < MAX_PROCESSES_PER_READ
+        return [p for p in running if p.assignedexecutorid == self.executor_id], complete
+
     def _running_process_ids(self) -> set[str] | None:
-        """The ids of processes Colonies still has RUNNING on this executor; None when unsure."""
+        """The ids of processes Colonies still has RUNNING on this executor; None when unsure (then runners
+        ask about their own process instead)."""
         try:
-            running = self.client.get_processes(self.config.colony_name, ProcessState.RUNNING, self.prvkey,
-                                                executortype=self.config.executor_type)
+            running, complete = self._running_here()
         except ColoniesError:
             return None
-        if len(running) >= 100:
-            return None  # truncated: runners ask about their own process instead
-        return {p.processid for p in running if p.assignedexecutorid == self.executor_id}
+        return {p.processid for p in running} if complete else None
 
     def wait_for_snapshot(self, newer_than: float, timeout: float) -> Snapshot:
         with self.snapshot_ready:
@@ -453,6 +465,9 @@ class ProcessRunner(threading.Thread):
         self.job_name = jobmod.job_name(pid, process.retries)
         self.plan: jobmod.JobPlan | None = None
         self.failure_reason = ""
+        self.skip: dict[str, int] = {}  # lines Colonies already holds, per container prefix (adoption)
+        self.created_at = self.last_check = 0.0
+        self.job_seen = False
 
     @property
     def namespace(self) -> str:
@@ -482,10 +497,10 @@ class ProcessRunner(threading.Thread):
         created = self._create_job(job)
         if created is None:
             return "failed"
-        self.skip = self._retrying(self._shipped_line_counts) if (self.adopted or not created) else {}
+        if self.adopted or not created:
+            self.skip = self._retrying(self._shipped_line_counts)
         seen_at = 0.0
         self.last_check = self.created_at = time.monotonic()
-        self.job_seen = False
         while not self.stop.is_set():
             snapshot = loop.wait_for_snapshot(seen_at, timeout=5.0)
             seen_at = snapshot.taken_at
@@ -526,7 +541,7 @@ class ProcessRunner(threading.Thread):
                              image_pull_grace=loop.config.jobs.image_pull_grace_seconds,
                              walltime=self.plan.walltime)
         if outcome.finished:
-            return self._finish(outcome, job_now)
+            return self._finish(outcome)
         return None
 
     def _create_job(self, job: dict[str, Any]) -> bool | None:
@@ -625,20 +640,20 @@ class ProcessRunner(threading.Thread):
         return True
 
     def _drain_logs(self) -> None:
+        """Waits for every follower to read its container's log to the end, then ships all of it."""
         deadline = time.monotonic() + FOLLOWER_DRAIN_TIMEOUT
         for follower in list(self.followers.values()):
             follower.finished.wait(max(0.0, deadline - time.monotonic()))
         self.follower_stop.set()
-        self.shipper.flush()
+        while not self.shipper.flush() and not self.stop.wait(2):
+            pass  # Colonies unreachable: keep the lines and try again
 
-    def _finish(self, outcome: Outcome, job: dict[str, Any]) -> str:
+    def _finish(self, outcome: Outcome) -> str:
         # Logs reach Colonies only while the process runs: flush them all before closing.
         pods = self.loop.snapshot.pods_by_job.get(self.job_name, [])
         self._follow(pods)
         self._drain_logs()
         loop = self.loop
-        while not self.shipper.flush() and not self.stop.wait(2):
-            pass  # Colonies unreachable: keep the lines and try again
         try:
             if outcome.state == "succeeded":
                 self._retrying(lambda: loop.client.close_successful(self.process.processid, loop.prvkey,

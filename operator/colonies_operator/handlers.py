@@ -8,11 +8,12 @@ from typing import Any
 
 import kopf
 
-from .colonies import ColoniesClient, ColoniesError, crypto
+from .colonies import ColoniesError, crypto
 from .config import InvalidSpec, config_from_spec
 from . import metrics
-from .executor import ExecutorLoop
+from .executor import ExecutorLoop, colonies_client_for
 from .kube import GROUP, PLURAL, VERSION, Kube, load_config
+from .status import Problem
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,12 @@ def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, namespace: 
     if not colony_prvkey:
         logger.warning("cannot unregister %s: the colony key Secret is gone", config.executor_name)
         return
-    server = config.server
-    client = ColoniesClient(server.host, server.port, tls=server.tls)
     try:
+        client = colonies_client_for(kube, config)
         client.remove_executor(config.colony_name, config.executor_name, colony_prvkey)
+    except Problem as problem:
+        raise kopf.TemporaryError(f"cannot unregister {config.executor_name} from Colonies: {problem.message}",
+                                  delay=10)
     except ColoniesError as err:
         raise kopf.TemporaryError(f"cannot unregister {config.executor_name} from Colonies: {err}", delay=10)
     logger.info("unregistered executor %s (%s…) from colony %s", config.executor_name,
