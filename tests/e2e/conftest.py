@@ -108,6 +108,11 @@ class Executors:
         }
         return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
 
+    def create_ready(self, name: str = "cluster", **kwargs: Any) -> dict[str, Any]:
+        """Creates the resource and waits until it is Ready; returns it."""
+        self.create(name, **kwargs)
+        return self.wait_ready(name)
+
     def get(self, name: str = "cluster") -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 

@@ -31,8 +31,7 @@ def running_pod(kube_api, namespace, process_id):
 
 def test_a_cancelled_process_loses_its_job_and_pods_within_five_seconds(operator, executors, colony, kube_api,
                                                                          namespace):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     process = colony.client.submit(tutorial_spec(colony, cmd="sleep 300"), colony.user_prvkey)
     wait_for(lambda: running_pod(kube_api, namespace, process.processid), 60, 0.5, "the process's pod running")
     colony.client.cancel(process.processid, colony.user_prvkey)
@@ -42,8 +41,7 @@ def test_a_cancelled_process_loses_its_job_and_pods_within_five_seconds(operator
 
 
 def test_a_process_failed_or_requeued_by_colonies_loses_its_job(operator, executors, colony, kube_api, namespace):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     # maxexectime 6 with one retry: Colonies re-queues the first attempt, then fails the second.
     process = colony.client.submit(tutorial_spec(colony, cmd="sleep 300", maxexectime=6, maxretries=1),
                                    colony.user_prvkey)
@@ -60,8 +58,7 @@ def test_a_process_failed_or_requeued_by_colonies_loses_its_job(operator, execut
 
 
 def test_sigkill_mid_run_loses_and_duplicates_nothing(operator, executors, colony, kube_api, namespace):
-    executors.create("cluster", maxConcurrentProcesses=10)
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster", maxConcurrentProcesses=10)
     # 10 processes, each printing numbered lines for about 20 seconds.
     cmd = 'i=0; while [ $i -lt 100 ]; do echo "$COLONIES_PROCESS_ID line $i"; i=$((i+1)); sleep 0.2; done'
     processes = [colony.client.submit(tutorial_spec(colony, cmd=cmd, conditions={"cpu": "10m", "mem": "16Mi"}),
@@ -86,8 +83,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(operator, executors, colon
 
 def test_a_process_assigned_just_before_a_crash_gets_its_job_after_the_restart(
         kube_cluster, crd, namespace, colony, executors, operator, kube_api):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     executor_name = "cluster"
     operator.kill()
     # Play the crash window: the process is assigned to this executor, but no Job was created.
@@ -113,8 +109,7 @@ def test_the_executor_is_never_removed_as_stale_while_at_its_cap(kube_cluster, c
         executors = Executors(api, namespace, colony)
         operator = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path / "operator.log").start()
         try:
-            executors.create("cluster", maxConcurrentProcesses=1, assignTimeoutSeconds=2)
-            executors.wait_ready("cluster")
+            executors.create_ready("cluster", maxConcurrentProcesses=1, assignTimeoutSeconds=2)
             long_one = colony.client.submit(tutorial_spec(colony, cmd="sleep 40; echo done"), colony.user_prvkey)
             waiting = colony.client.submit(tutorial_spec(colony, cmd="echo next"), colony.user_prvkey)
             deadline = time.monotonic() + 40
@@ -134,8 +129,7 @@ def test_the_executor_is_never_removed_as_stale_while_at_its_cap(kube_cluster, c
 
 def test_the_cap_holds_under_a_burst_of_200_submissions(operator, executors, colony, kube_api, namespace):
     cap = 8
-    executors.create("cluster", maxConcurrentProcesses=cap)
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster", maxConcurrentProcesses=cap)
     executor_id = executors.get("cluster")["status"]["executorId"]
     spec = tutorial_spec(colony, cmd="true", conditions={"cpu": "10m", "mem": "8Mi"})
     pids = [colony.client.submit(spec, colony.user_prvkey).processid for _ in range(200)]
@@ -161,8 +155,7 @@ def test_the_cap_holds_under_a_burst_of_200_submissions(operator, executors, col
 
 def test_deleting_the_resource_deletes_its_jobs_unregisters_and_requeues(operator, executors, colony, kube_api,
                                                                          namespace):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     process = colony.client.submit(tutorial_spec(colony, cmd="sleep 300"), colony.user_prvkey)
     wait_for(lambda: running_pod(kube_api, namespace, process.processid), 60, 0.5, "the pod running")
     executors.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "cluster")
@@ -195,8 +188,7 @@ BAD_INPUTS = [
 
 def test_bad_input_fails_the_process_with_a_message_and_creates_no_job(operator, executors, colony, kube_api,
                                                                         namespace):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     submitted = []
     for change, message in BAD_INPUTS:
         spec = tutorial_spec(colony, **{k: v for k, v in change.items() if k in ("kwargs", "conditions")})
@@ -256,8 +248,7 @@ def test_configuration_problems_show_as_actionable_conditions(operator, executor
 
 
 def test_private_keys_appear_in_no_log_event_or_status(operator, executors, colony, kube_api, namespace):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     ok = colony.client.submit(tutorial_spec(colony), colony.user_prvkey)
     bad = colony.client.submit(tutorial_spec(colony, cmd="exit 2"), colony.user_prvkey)
     wait_final(colony, ok.processid), wait_final(colony, bad.processid)
@@ -290,8 +281,7 @@ def test_a_colonies_server_restart_is_survived(kube_cluster, crd, namespace, tmp
         executors = Executors(api, namespace, colony)
         operator = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path / "operator.log").start()
         try:
-            executors.create("cluster")
-            executors.wait_ready("cluster")
+            executors.create_ready("cluster")
             cmd = 'i=0; while [ $i -lt 60 ]; do echo "line $i"; i=$((i+1)); sleep 0.25; done'
             process = colony.client.submit(tutorial_spec(colony, cmd=cmd), colony.user_prvkey)
             wait_for(lambda: colony.client.get_logs(colony.name, process.processid, colony.user_prvkey, count=1),
@@ -317,8 +307,7 @@ def test_a_kube_apiserver_restart_is_survived(operator, executors, colony, kube_
     import os
     import signal
 
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     cmd = 'i=0; while [ $i -lt 120 ]; do echo "line $i"; i=$((i+1)); sleep 0.25; done'
     process = colony.client.submit(tutorial_spec(colony, cmd=cmd), colony.user_prvkey)
     wait_for(lambda: colony.client.get_logs(colony.name, process.processid, colony.user_prvkey, count=1), 60, 0.5,

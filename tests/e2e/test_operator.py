@@ -17,8 +17,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 
 def test_a_coloniesexecutor_becomes_an_approved_executor_and_is_ready(operator, executors, colony, kube_cluster,
                                                                      namespace):
-    executors.create("cluster")
-    resource = executors.wait_ready("cluster")
+    resource = executors.create_ready("cluster")
     status = resource["status"]
     executor = colony.client.get_executor(colony.name, "cluster", colony.user_prvkey)
     assert executor.state == ExecutorState.APPROVED
@@ -39,8 +38,7 @@ def test_a_coloniesexecutor_becomes_an_approved_executor_and_is_ready(operator, 
 
 def test_restarting_the_operator_reuses_the_executor_and_does_not_duplicate_functions(
         operator, executors, colony):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     first_id = colony.client.get_executor(colony.name, "cluster", colony.user_prvkey).executorid
     operator.stop()
     operator.start()
@@ -57,8 +55,7 @@ def test_the_tutorial_spec_submitted_with_pycolonies_succeeds_with_its_log(opera
     from model import Conditions, FuncSpec, Gpu  # pycolonies
     from pycolonies import Colonies
 
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     users_client = Colonies(colony.server.host, colony.server.port)
     spec = FuncSpec(funcname="execute", kwargs={"docker-image": "busybox:1.35", "cmd": "echo hello world"},
                     maxwaittime=-1, maxexectime=55, maxretries=0,
@@ -73,8 +70,7 @@ def test_the_tutorial_spec_submitted_with_pycolonies_succeeds_with_its_log(opera
 
 
 def test_colonies_function_submit_follow_prints_the_containers_output(operator, executors, colony, tmp_path):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     spec_file = tmp_path / "f.json"
     spec_file.write_text(json.dumps(tutorial_spec(colony, cmd="echo hello from the cli; echo second line")))
     result = subprocess.run([colony.server.binary, "function", "submit", "--spec", str(spec_file), "--follow"],
@@ -84,8 +80,7 @@ def test_colonies_function_submit_follow_prints_the_containers_output(operator, 
 
 
 def test_output_comes_from_the_termination_message(operator, executors, colony):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     cmd = "echo working; printf '[\"result\", 42]' > /dev/termination-log"
     process = colony.client.submit(tutorial_spec(colony, cmd=cmd), colony.user_prvkey)
     final = wait_final(colony, process.processid)
@@ -101,8 +96,7 @@ def test_output_comes_from_the_termination_message(operator, executors, colony):
 ], ids=["exit-code", "oom", "walltime", "missing-image", "too-many-gpus"])
 def test_failures_end_failed_with_the_real_reason(operator, executors, colony, kube_api, namespace, cmd, conditions,
                                                   kwargs, expected):
-    executors.create("cluster", jobs={"pendingTimeoutSeconds": 5, "imagePullGracePeriodSeconds": 3})
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster", jobs={"pendingTimeoutSeconds": 5, "imagePullGracePeriodSeconds": 3})
     process = colony.client.submit(tutorial_spec(colony, cmd=cmd, conditions=conditions, kwargs=kwargs),
                                    colony.user_prvkey)
     final = wait_final(colony, process.processid, timeout=120)
@@ -111,8 +105,7 @@ def test_failures_end_failed_with_the_real_reason(operator, executors, colony, k
 
 
 def test_exit_code_failure_carries_the_last_lines_of_the_log(operator, executors, colony):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     process = colony.client.submit(tutorial_spec(colony, cmd="echo about to fail; exit 7"), colony.user_prvkey)
     final = wait_final(colony, process.processid)
     assert final.state == ProcessState.FAILED
@@ -121,8 +114,7 @@ def test_exit_code_failure_carries_the_last_lines_of_the_log(operator, executors
 
 
 def test_status_counts_processes(operator, executors, colony):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     ok = colony.client.submit(tutorial_spec(colony), colony.user_prvkey)
     bad = colony.client.submit(tutorial_spec(colony, cmd="exit 1"), colony.user_prvkey)
     wait_final(colony, ok.processid), wait_final(colony, bad.processid)
@@ -184,8 +176,7 @@ MAPPING_CASES = [
 
 
 def test_jobs_match_the_conditions_as_stored_by_the_api_server(operator, executors, colony, kube_api, namespace):
-    executors.create("cluster", maxConcurrentProcesses=len(MAPPING_CASES))
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster", maxConcurrentProcesses=len(MAPPING_CASES))
     submitted = [(colony.client.submit(tutorial_spec(colony, cmd="true", conditions=conditions), colony.user_prvkey),
                   expected) for conditions, expected in MAPPING_CASES]
     for process, (parallelism, containers, cpu, memory, gpus, selector, deadline) in submitted:
@@ -209,8 +200,7 @@ def test_jobs_match_the_conditions_as_stored_by_the_api_server(operator, executo
 
 
 def test_several_pods_and_containers_each_get_their_index_and_a_line_prefix(operator, executors, colony):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     cmd = 'echo "node $JOB_COMPLETION_INDEX process $COLONIES_PROCESS_INDEX of $COLONIES_NODES"'
     process = colony.client.submit(tutorial_spec(colony, cmd=cmd, conditions={"nodes": 2, "processespernode": 2,
                                                                               "cpu": "10m", "mem": "16Mi"}),
@@ -221,8 +211,7 @@ def test_several_pods_and_containers_each_get_their_index_and_a_line_prefix(oper
 
 
 def test_twenty_thousand_lines_stream_while_running_each_once_in_order_in_few_rpcs(operator, executors, colony):
-    executors.create("cluster")
-    executors.wait_ready("cluster")
+    executors.create_ready("cluster")
     # 20,000 numbered lines over about a minute.
     cmd = ('i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); '
            'if [ $((i % 350)) -eq 0 ]; then sleep 1; fi; done')
