@@ -58,8 +58,6 @@ class LogShipper:
         self._bytes = 0
         self._last_flush = time.monotonic()
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self.lines_shipped = 0
-        self.rpcs = 0
         self.dropped = 0
 
     def add(self, line: str) -> None:
@@ -69,6 +67,9 @@ class LogShipper:
             self.tail.append(line)
             while self._bytes > MAX_BUFFERED_BYTES:
                 self._bytes -= len(self._lines.popleft()) + 1
+                if not self.dropped:
+                    log.warning("Colonies has been unreachable too long: dropping the oldest log lines beyond "
+                                "%d MiB buffered", MAX_BUFFERED_BYTES // (1024 * 1024))
                 self.dropped += 1
             full = len(self._lines) >= MAX_BATCH_LINES or self._bytes >= MAX_BATCH_BYTES
         if full:
@@ -98,8 +99,6 @@ class LogShipper:
                         self._lines.extendleft(reversed(batch))
                         self._bytes += size
                     return False
-                self.rpcs += 1
-                self.lines_shipped += len(batch)
                 metrics.log_shipped(len(batch), size)
 
     @property
