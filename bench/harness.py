@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from kubernetes import client, config  # noqa: E402
 
-from tests.fixtures.colonies_server import Colony, ColoniesServer  # noqa: E402
+from colonies_operator.dev.colonies_server import Colony, ColoniesServer  # noqa: E402
 
 
 @dataclasses.dataclass

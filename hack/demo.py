@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from colonies_operator.colonies import ProcessState  # noqa: E402
-from tests.fixtures.colonies_server import ColoniesServer  # noqa: E402
+from colonies_operator.dev.colonies_server import ColoniesServer  # noqa: E402
 
 NAMESPACE = "colonies-demo"
 RELEASE = "colonies-operator"

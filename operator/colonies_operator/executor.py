@@ -21,7 +21,7 @@ from typing import Any, Callable
 from kubernetes.client.exceptions import ApiException
 
 from . import jobs as jobmod
-from . import metrics
+from . import metrics, names
 from .colonies import (
     ColoniesClient,
     ColoniesError,
@@ -236,7 +236,7 @@ class ExecutorLoop:
                  "uid": self.uid, "controller": True, "blockOwnerDeletion": False}
         created = self.kube.create_secret(self.namespace, secret_name, {OWN_KEY_FIELD: crypto.generate_prvkey()},
                                           owner if self.uid else None,
-                                          {jobmod.LABEL_MANAGED_BY: jobmod.MANAGED_BY})
+                                          {names.LABEL_MANAGED_BY: names.MANAGED_BY})
         value = self.kube.read_secret_value(self.namespace, secret_name, OWN_KEY_FIELD)
         if not value:
             raise Problem(REGISTERED, "KeySecretMissing", f"Secret {self.namespace}/{secret_name} exists without "
@@ -380,8 +380,8 @@ class ExecutorLoop:
         mine: dict[str, Process] = {p.processid: p for p in running}
         for job in jobs:
             annotations = job["metadata"].get("annotations") or {}
-            pid = annotations.get(jobmod.ANNOTATION_PROCESS_ID, "")
-            attempt = annotations.get(jobmod.ANNOTATION_ATTEMPT, "")
+            pid = annotations.get(names.ANNOTATION_PROCESS_ID, "")
+            attempt = annotations.get(names.ANNOTATION_ATTEMPT, "")
             if pid in mine and str(mine[pid].retries) == attempt:
                 continue
             try:
@@ -462,7 +462,7 @@ class ProcessRunner(threading.Thread):
         self.follower_stop = threading.Event()
         pid = process.processid
         self.shipper = LogShipper(lambda message: loop.client.add_log(pid, message, loop.prvkey))
-        self.job_name = jobmod.job_name(pid, process.retries)
+        self.job_name = names.job_name(pid, process.retries)
         self.plan: jobmod.JobPlan | None = None
         self.failure_reason = ""
         self.skip: dict[str, int] = {}  # lines Colonies already holds, per container prefix (adoption)

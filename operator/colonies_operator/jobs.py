@@ -24,16 +24,19 @@ from typing import Any
 
 from .colonies.models import Process
 from .config import ExecutorConfig
+from .names import (
+    ANNOTATION_ATTEMPT,
+    ANNOTATION_EXECUTOR,
+    ANNOTATION_EXECUTOR_ID,
+    ANNOTATION_PROCESS_ID,
+    LABEL_EXECUTOR_ID,
+    LABEL_MANAGED_BY,
+    LABEL_PROCESS_ID,
+    MANAGED_BY,
+    job_name,
+    label_value,
+)
 
-GROUP = "colonyos.io"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "colonies-operator"
-LABEL_EXECUTOR_ID = f"{GROUP}/executor-id"
-LABEL_PROCESS_ID = f"{GROUP}/process-id"
-ANNOTATION_PROCESS_ID = f"{GROUP}/process-id"
-ANNOTATION_EXECUTOR_ID = f"{GROUP}/executor-id"
-ANNOTATION_EXECUTOR = f"{GROUP}/executor"
-ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
 TERMINATION_LOG = "/dev/termination-log"
 
 MAX_NODES = 127  # the Colonies scheduler never assigns more (math.MaxInt8)
@@ -76,17 +79,6 @@ class JobPlan:
     @property
     def containers_total(self) -> int:
         return self.nodes * self.processes_per_node
-
-
-def job_name(process_id: str, attempt: int) -> str:
-    """Deterministic: the same process attempt always maps to the same Job."""
-    return f"colonies-{process_id[:32].lower()}-{attempt}"
-
-
-def label_value(value: str) -> str:
-    """Ids are 64 hex characters, longer than a label value may be; labels carry a prefix, annotations
-    the whole id."""
-    return value[:_LABEL_VALUE_LIMIT]
 
 
 def _substitute(text: str, process_id: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from .jobs import LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, MANAGED_BY, label_value
+from .names import LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, MANAGED_BY, label_value
 
 log = logging.getLogger(__name__)
 
