@@ -59,6 +59,7 @@ class JobsConfig:
     ttl_seconds_after_finished: int = 3600
     pending_timeout_seconds: int = 300
     image_pull_grace_seconds: int = 60
+    create_timeout_seconds: int = 300  # Kubernetes not taking a Job for this long fails its process
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,26 +1,32 @@
-"""kopf adapters: settings, one daemon per ColoniesExecutor, and what deleting one does."""
+"""kopf adapters: settings, one runtime per ColoniesExecutor, and what deleting one does."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from typing import Any
 
 import kopf
 
-from .colonies import ColoniesError, crypto
-from .config import InvalidSpec, config_from_spec
 from . import metrics
-from .executor import ExecutorLoop, colonies_client_for
-from .kube import GROUP, PLURAL, VERSION, Kube, load_config
+from .cache import ClusterView
+from .colonies import ColoniesError, ProcessState
+from .config import InvalidSpec, config_from_spec
+from .executor import ExecutorRuntime
+from .kubeapi import KubeApi, KubeError
+from .names import FINALIZER, GROUP, PLURAL, VERSION, owned_selector
+from .reconcile import release_patch
+from .registration import colonies_client_for, read_key
 from .status import Problem
 
 log = logging.getLogger(__name__)
 
+MAX_LOG_STREAMS = 256  # pod log streams open at once, over all executors: each is an API server connection
+
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = f"{GROUP}/executor-cleanup"
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     # Without server and client timeouts a silently dropped watch stalls the operator (kopf #585).
@@ -32,62 +38,90 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # One CRD, installed before the operator starts, in the namespaces it is given: nothing to discover (a
     # namespaced Role cannot list namespaces or CRDs, and kopf would retry that for a minute first).
     settings.scanning.disabled = True
-    memo.kube = Kube(load_config())
-    memo.loops = {}
+    memo.kube = KubeApi.from_environment()
+    memo.view = ClusterView(memo.kube)
+    memo.log_streams = asyncio.Semaphore(MAX_LOG_STREAMS)
+    memo.runtimes = {}
 
 
-# The loop notices the stop within one assign long-poll (spec.assignTimeoutSeconds, 10 s by default).
-@kopf.daemon(GROUP, VERSION, PLURAL, id="executor", cancellation_timeout=45.0, initial_delay=0)
-def run_executor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The executor's whole life: kopf runs it in a thread and signals `stopped` on deletion or exit."""
-    stop = threading.Event()
-    loop = ExecutorLoop(memo.kube, dict(body), stop)
-    memo.loops[body["metadata"]["uid"]] = loop
-    watcher = threading.Thread(target=lambda: (stopped.wait(), stop.set()), daemon=True)
-    watcher.start()
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    for runtime in list(memo.runtimes.values()):
+        await runtime.stop()
+    await memo.view.close()
+    await memo.kube.close()
+
+
+# An async daemon holds no thread: one operator serves any number of ColoniesExecutors.
+@kopf.daemon(GROUP, VERSION, PLURAL, id="executor", cancellation_timeout=30.0, initial_delay=0)
+async def run_executor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The executor's whole life: it stops when the resource is deleted or the operator exits."""
+    uid = body["metadata"]["uid"]
+    runtime = ExecutorRuntime(memo.kube, memo.view, dict(body), memo.log_streams)
+    memo.runtimes[uid] = runtime
+    task = asyncio.create_task(runtime.run(), name=f"executor-{body['metadata']['name']}")
     try:
-        loop.run()
+        await stopped.wait()
     finally:
-        memo.loops.pop(body["metadata"]["uid"], None)
+        await runtime.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        memo.runtimes.pop(uid, None)
         metrics.forget_executor(metrics.executor_label(body["metadata"]["namespace"], body["metadata"]["name"]))
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, id="reload", field="spec")
-def reload_executor(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    loop = memo.loops.get(body["metadata"]["uid"])
-    if loop is not None:
-        loop.resource = dict(body)
-        loop.reload.set()
+async def reload_executor(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.runtimes.get(body["metadata"]["uid"])
+    if runtime is not None:
+        runtime.reload(dict(body))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="unregister")
-def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, namespace: str, memo: kopf.Memo,
-                        logger: kopf.Logger, **_: Any) -> None:
-    """Deletes the executor's Jobs, then removes the executor from Colonies, which puts its unfinished
-    processes back in the queue for other executors."""
-    kube: Kube = memo.kube
+async def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, namespace: str, memo: kopf.Memo,
+                              logger: kopf.Logger, **_: Any) -> None:
+    """Stops taking work, hands the executor's running processes back to Colonies, then deletes its Jobs.
+    No process is closed FAILED by a deletion where Colonies can re-queue it."""
+    kube: KubeApi = memo.kube
+    runtime = memo.runtimes.get(body["metadata"]["uid"])
+    if runtime is not None:
+        runtime.reconciler.deleting = True
+        await runtime.stop()
     try:
         config = config_from_spec(dict(spec), namespace=namespace, name=name)
     except InvalidSpec:
         return  # it never ran
     executor_id = (body.get("status") or {}).get("executorId")
-    if executor_id:
-        for job in kube.list_jobs(config.jobs.namespace, executor_id):
-            kube.delete_job(config.jobs.namespace, job["metadata"]["name"])
-    if not config.colony_key:
-        logger.info("executor %s was registered by an admin; it stays registered", config.executor_name)
-        return
-    colony_prvkey = kube.read_secret_value(namespace, config.colony_key.name, config.colony_key.key)
-    if not colony_prvkey:
-        logger.warning("cannot unregister %s: the colony key Secret is gone", config.executor_name)
-        return
     try:
-        client = colonies_client_for(kube, config)
-        client.remove_executor(config.colony_name, config.executor_name, colony_prvkey)
+        client = await colonies_client_for(kube, config)
+        if config.colony_key:
+            # Removing the executor puts its RUNNING processes back in the queue for other executors.
+            colony_prvkey = await read_key(kube, namespace, config.colony_key, "colony private key")
+            await client.remove_executor(config.colony_name, config.executor_name, colony_prvkey)
+            logger.info("unregistered executor %s from colony %s: its running processes are queued again",
+                        config.executor_name, config.colony_name)
+        elif executor_id:
+            # An executor cannot remove itself in Colonies, so its processes cannot be queued again: fail them,
+            # saying why, rather than leave them RUNNING on an executor nobody runs.
+            prvkey = await read_key(kube, namespace, config.executor_key, "executor private key")
+            for process in await client.running_on(config.colony_name, executor_id, prvkey):
+                if process.state == ProcessState.RUNNING:
+                    await client.close_failed(process.processid, [
+                        f"executor removed: the ColoniesExecutor {namespace}/{name} was deleted while the process "
+                        "ran; resubmit it"], prvkey)
+        await client.close()
     except Problem as problem:
-        raise kopf.TemporaryError(f"cannot unregister {config.executor_name} from Colonies: {problem.message}",
+        raise kopf.TemporaryError(f"cannot hand {config.executor_name}'s work back to Colonies: {problem.message}",
                                   delay=10)
     except ColoniesError as err:
-        raise kopf.TemporaryError(f"cannot unregister {config.executor_name} from Colonies: {err}", delay=10)
-    logger.info("unregistered executor %s (%s…) from colony %s", config.executor_name,
-                (executor_id or crypto.prvkey_to_id(colony_prvkey))[:12], config.colony_name)
+        raise kopf.TemporaryError(f"cannot hand {config.executor_name}'s work back to Colonies: {err}", delay=10)
+    if executor_id:
+        try:
+            jobs, _ = await kube.list(f"/apis/batch/v1/namespaces/{config.jobs.namespace}/jobs",
+                                      label_selector=owned_selector(executor_id), resource="jobs")
+            for job in jobs:
+                job_name = job["metadata"]["name"]
+                await kube.patch_job(config.jobs.namespace, job_name, release_patch(None))
+                await kube.delete_job(config.jobs.namespace, job_name)
+        except KubeError as err:
+            raise kopf.TemporaryError(f"cannot delete the Jobs of {config.executor_name}: {err}", delay=10)

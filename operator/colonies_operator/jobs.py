@@ -29,7 +29,10 @@ from .names import (
     ANNOTATION_EXECUTOR,
     ANNOTATION_EXECUTOR_ID,
     ANNOTATION_PROCESS_ID,
+    JOB_FINALIZER,
+    JOB_STATE_ACTIVE,
     LABEL_EXECUTOR_ID,
+    LABEL_JOB_STATE,
     LABEL_MANAGED_BY,
     LABEL_PROCESS_ID,
     MANAGED_BY,
@@ -45,6 +48,8 @@ MAX_WALLTIME_SECONDS = 366 * 24 * 3600
 MAX_GPUS = 1024
 MAX_COMMAND_BYTES = 128 * 1024  # well under the API server's object size limit and ARG_MAX
 MAX_ENV_BYTES = 256 * 1024
+# etcd stores objects up to 1.5 MiB; the whole Job (every container's command and env) stays well below.
+MAX_JOB_BYTES = 900 * 1024
 _LABEL_VALUE_LIMIT = 63
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -192,7 +197,7 @@ def _memory(value: Any) -> str | None:
 
 
 def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_id: str) -> dict[str, Any]:
-    """The batch/v1 Job for one attempt of a process."""
+    """The batch/v1 Job for one attempt of a process. Raises InvalidProcess when it is too big to store."""
     pid = process.processid
     name = job_name(pid, process.retries)
     labels = dict(config.jobs.labels)
@@ -201,6 +206,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         LABEL_EXECUTOR_ID: label_value(executor_id),
         LABEL_PROCESS_ID: label_value(pid),
     })
+    pod_labels = dict(labels)
+    labels[LABEL_JOB_STATE] = JOB_STATE_ACTIVE
     annotations = dict(config.jobs.annotations)
     annotations.update({
         ANNOTATION_PROCESS_ID: pid,
@@ -270,14 +277,21 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         "parallelism": plan.nodes,
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": dict(labels), "annotations": {ANNOTATION_PROCESS_ID: pid}},
+        "template": {"metadata": {"labels": pod_labels, "annotations": {ANNOTATION_PROCESS_ID: pid}},
                      "spec": pod_spec},
     }
     if plan.walltime:
         job_spec["activeDeadlineSeconds"] = plan.walltime
-    return {
+    job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": config.jobs.namespace, "labels": labels, "annotations": annotations},
+        "metadata": {"name": name, "namespace": config.jobs.namespace, "labels": labels, "annotations": annotations,
+                     "finalizers": [JOB_FINALIZER]},
         "spec": job_spec,
     }
+    size = len(json.dumps(job, separators=(",", ":")).encode())
+    if size > MAX_JOB_BYTES:
+        raise InvalidProcess(f"the Job would be {size // 1024} KiB, over the {MAX_JOB_BYTES // 1024} KiB the cluster "
+                             f"stores ({plan.containers_total} containers, each with the command and env): pass "
+                             "large inputs through a file or object store, or use fewer processes per node")
+    return job

@@ -1,25 +1,32 @@
 """Pod logs to Colonies: follow every container, batch lines, ship them in order, each line once.
 
 A follower reads one container's log with timestamps and re-opens the stream when it ends while the
-container still runs (kubelet log rotation, API server restarts), skipping what it already read. A
-shipper batches the lines of all containers of one process into few `addlog` RPCs. Where a process has
-several containers, each line is prefixed with "[<pod index>/<container>] ".
+container still runs (kubelet log rotation, API server restarts). A shipper batches the lines of all
+containers of one process attempt into few `addlog` RPCs. Where a process has several containers, each
+line is prefixed with "[<pod index>/<container>] ".
 
-Exactly once across operator restarts: Colonies holds what was shipped, so an adopted process counts the
-lines already there for each container and its followers skip that many.
+Exactly once:
+- after a reconnect, the stream is asked from the second of the newest line read (`sinceTime` has one-second
+  precision). The kubelet then sends, in file order, every line stamped at or after that second, and the first
+  of them are exactly the lines already read with such stamps: `ReplayCursor` counts them, so a line that
+  stdout and stderr interleaved out of time order is neither dropped nor repeated;
+- after an operator restart, Colonies holds what was shipped: the lines of this attempt (logged after the
+  attempt's start) are counted per container, and the follower skips that many from the log's beginning.
+- a batch that fails is kept and sent again, in order, before any later line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
+import datetime as dt
 import logging
 import re
-import threading
-import time
-from typing import Callable, Iterable, Iterator
+from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 from . import metrics
-from .colonies import ColoniesUnreachable
+from .colonies import ColoniesError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,8 @@ MAX_BATCH_BYTES = 512 * 1024
 FLUSH_INTERVAL_SECONDS = 1.0
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # while Colonies is unreachable; beyond it the oldest lines go
 TAIL_LINES = 20
+MAX_TAIL_LINE_BYTES = 500
+RETRY_SECONDS = 2.0
 
 
 def line_prefix(pod_index: str, container: str, multi: bool) -> str:
@@ -35,7 +44,7 @@ def line_prefix(pod_index: str, container: str, multi: bool) -> str:
 
 
 def count_shipped_lines(messages: Iterable[str], prefixes: Iterable[str]) -> dict[str, int]:
-    """How many lines of each prefix ("" for a single container) Colonies already holds."""
+    """How many lines of each prefix ("" for a single container) these log messages hold."""
     prefixes = list(prefixes)
     counts = {p: 0 for p in prefixes}
     for message in messages:
@@ -45,112 +54,6 @@ def count_shipped_lines(messages: Iterable[str], prefixes: Iterable[str]) -> dic
                     counts[prefix] += 1
                     break
     return counts
-
-
-class LogShipper:
-    """Batches lines for one process and sends them with `send(message)`; thread-safe."""
-
-    def __init__(self, send: Callable[[str], None]) -> None:
-        self._send = send
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()  # one batch in flight, so batches stay in order
-        self._lines: collections.deque[str] = collections.deque()
-        self._bytes = 0
-        self._last_flush = time.monotonic()
-        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self.dropped = 0
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-            self._bytes += len(line) + 1
-            self.tail.append(line)
-            while self._bytes > MAX_BUFFERED_BYTES:
-                self._bytes -= len(self._lines.popleft()) + 1
-                if not self.dropped:
-                    log.warning("Colonies has been unreachable too long: dropping the oldest log lines beyond "
-                                "%d MiB buffered", MAX_BUFFERED_BYTES // (1024 * 1024))
-                self.dropped += 1
-            full = len(self._lines) >= MAX_BATCH_LINES or self._bytes >= MAX_BATCH_BYTES
-        if full:
-            self.flush()
-
-    def flush_if_due(self) -> None:
-        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_SECONDS:
-            self.flush()
-
-    def flush(self) -> bool:
-        """Sends everything buffered; False if Colonies could not be reached (the lines stay buffered)."""
-        with self._send_lock:
-            self._last_flush = time.monotonic()
-            while True:
-                with self._lock:
-                    batch, size = [], 0
-                    while self._lines and len(batch) < MAX_BATCH_LINES and size < MAX_BATCH_BYTES:
-                        batch.append(self._lines[0])
-                        size += len(self._lines.popleft()) + 1
-                    self._bytes -= size
-                if not batch:
-                    return True
-                try:
-                    self._send("".join(line + "\n" for line in batch))
-                except ColoniesUnreachable:
-                    with self._lock:
-                        self._lines.extendleft(reversed(batch))
-                        self._bytes += size
-                    return False
-                metrics.log_shipped(len(batch), size)
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._lines)
-
-
-class StreamPosition:
-    """Where a follower is in a container's log: the last timestamp read and how many lines carried it,
-    plus how many lines to skip that an earlier operator already shipped."""
-
-    def __init__(self, skip_lines: int = 0) -> None:
-        self.skip_lines = skip_lines
-        self.last_timestamp = ""
-        self.lines_at_last_timestamp = 0
-        self.lines_read = 0
-
-    def accept(self, timestamp: str, resuming: bool) -> bool:
-        """True if the line with this timestamp is new. After a reconnect, lines up to the last position
-        are replayed by the API server (sinceTime has one-second precision) and are skipped here."""
-        if resuming and self.last_timestamp:
-            if timestamp < self.last_timestamp:
-                return False
-            if timestamp == self.last_timestamp and self._replayed_at_last < self.lines_at_last_timestamp:
-                self._replayed_at_last += 1
-                return False
-        if timestamp == self.last_timestamp:
-            self.lines_at_last_timestamp += 1
-        else:
-            self.last_timestamp, self.lines_at_last_timestamp = timestamp, 1
-        self.lines_read += 1
-        return self.lines_read > self.skip_lines
-
-    def begin_resume(self) -> None:
-        self._replayed_at_last = 0
-
-    def since_time(self) -> str | None:
-        """An RFC 3339 time at one-second precision, at or before the last line read."""
-        return self.last_timestamp[:19] + "Z" if self.last_timestamp else None
-
-
-def split_timestamped_lines(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
-    """(timestamp, text) for each line of a `timestamps=true` log stream."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            yield _split_timestamp(raw)
-    if pending:
-        yield _split_timestamp(pending)
 
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
@@ -165,8 +68,9 @@ def normalize_timestamp(timestamp: str) -> str:
     return f"{match.group(1)}.{(match.group(2) or '').ljust(9, '0')}Z"
 
 
-def _split_timestamp(raw: bytes) -> tuple[str, str]:
-    text = raw.decode("utf-8", errors="replace").rstrip("\r")
+def split_timestamp(raw: bytes) -> tuple[str, str]:
+    """(timestamp, text) of one line of a `timestamps=true` log stream."""
+    text = raw.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r")
     timestamp, _, rest = text.partition(" ")
     normalized = normalize_timestamp(timestamp)
     if not normalized:
@@ -174,55 +78,183 @@ def _split_timestamp(raw: bytes) -> tuple[str, str]:
     return normalized, rest
 
 
-class ContainerFollower(threading.Thread):
-    """Follows one container's log until the container has terminated and the stream is drained."""
+class ReplayCursor:
+    """Where a follower is in a container's log, in the terms a reconnect can use. The stream is re-opened a
+    few seconds before the newest line read (stdout and stderr lines reach the log slightly out of time
+    order, and the kubelet drops lines stamped before `sinceTime`); the cursor counts the lines read in that
+    window, which the new stream repeats first."""
 
-    def __init__(self, *, open_stream: Callable[[str | None], Iterable[bytes]], container_done: Callable[[], bool],
-                 shipper: LogShipper, prefix: str, position: StreamPosition, stop: threading.Event,
+    WINDOW_SECONDS = 2
+
+    def __init__(self) -> None:
+        self.newest = ""  # "YYYY-MM-DDTHH:MM:SS" of the newest line read
+        self._per_second: dict[str, int] = {}
+
+    def observe(self, timestamp: str) -> None:
+        second = timestamp[:19]
+        if second > self.newest:
+            self.newest = second
+            floor = self._window_start()
+            self._per_second = {s: n for s, n in self._per_second.items() if s >= floor}
+        if second >= self._window_start():
+            self._per_second[second] = self._per_second.get(second, 0) + 1
+
+    def _window_start(self) -> str:
+        if not self.newest:
+            return ""
+        start = dt.datetime.fromisoformat(self.newest) - dt.timedelta(seconds=self.WINDOW_SECONDS)
+        return start.strftime("%Y-%m-%dT%H:%M:%S")
+
+    def since_time(self) -> str | None:
+        return self._window_start() + "Z" if self.newest else None
+
+    @property
+    def replayed(self) -> int:
+        """Lines a stream opened at `since_time()` repeats before the first new one."""
+        return sum(self._per_second.values())
+
+
+class LogShipper:
+    """Batches the lines of one attempt and sends them with `send(message)`, in order, each once."""
+
+    def __init__(self, send: Callable[[str], Awaitable[None]], on_refused: Callable[[ColoniesError], None],
                  name: str) -> None:
-        super().__init__(name=name, daemon=True)
+        self._send = send
+        self._on_refused = on_refused  # 403/400: the process may no longer be ours; the reconciler checks
+        self._name = name
+        self._lines: collections.deque[str] = collections.deque()
+        self._bytes = 0
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task | None = None
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.dropped = 0
+        self.closed = False
+
+    def add(self, line: str) -> None:
+        if self.closed:
+            return
+        self._lines.append(line)
+        self._bytes += len(line) + 1
+        self.tail.append(line)
+        while self._bytes > MAX_BUFFERED_BYTES:
+            self._bytes -= len(self._lines.popleft()) + 1
+            if not self.dropped:
+                log.warning("%s: Colonies has taken no logs for too long: dropping the oldest lines beyond %d MiB",
+                            self._name, MAX_BUFFERED_BYTES // (1024 * 1024))
+            self.dropped += 1
+        full = len(self._lines) >= MAX_BATCH_LINES or self._bytes >= MAX_BATCH_BYTES
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later(0 if full else FLUSH_INTERVAL_SECONDS))
+
+    async def _flush_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        while not self.closed and not await self.flush():
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def flush(self) -> bool:
+        """Sends everything buffered; False if Colonies did not take it (the lines stay, in order)."""
+        async with self._lock:
+            while self._lines and not self.closed:
+                batch, size = [], 0
+                for line in self._lines:
+                    if len(batch) >= MAX_BATCH_LINES or size >= MAX_BATCH_BYTES:
+                        break
+                    batch.append(line)
+                    size += len(line) + 1
+                try:
+                    await self._send("".join(line + "\n" for line in batch))
+                except ColoniesError as err:
+                    if err.status in (400, 403):
+                        self._on_refused(err)
+                    return False
+                for _ in batch:
+                    self._lines.popleft()
+                self._bytes -= size
+                metrics.log_shipped(len(batch), size)
+            return not self._lines
+
+    @property
+    def pending(self) -> int:
+        return len(self._lines)
+
+    def close(self) -> None:
+        """Drops whatever is left (the attempt is over) and stops retrying."""
+        self.closed = True
+        self._lines.clear()
+        if self._flusher and not self._flusher.done():
+            self._flusher.cancel()
+
+    def failure_tail(self) -> list[str]:
+        """The last lines of the log for a failed process's errors: NUL-free, each line capped."""
+        lines = [line.replace("\x00", "\u2400")[:MAX_TAIL_LINE_BYTES] for line in self.tail]
+        return ["last lines of the log:\n" + "\n".join(lines)] if lines else []
+
+
+OpenStream = Callable[[str | None], AsyncIterator[bytes]]
+
+
+class ContainerFollower:
+    """Follows one container's log until the container has terminated and its stream is drained."""
+
+    def __init__(self, *, open_stream: OpenStream, container_done: Callable[[], bool], shipper: LogShipper,
+                 prefix: str, skip_lines: int, name: str, on_finished: Callable[[], None],
+                 limiters: tuple[asyncio.Semaphore, ...]) -> None:
         self._open_stream = open_stream
         self._container_done = container_done
         self._shipper = shipper
         self._prefix = prefix
-        self.position = position
-        self._stop = stop
-        self.finished = threading.Event()
+        self._skip_from_start = skip_lines  # already in Colonies (shipped before an operator restart)
+        self.cursor = ReplayCursor()
+        self.name = name
+        self._on_finished = on_finished
+        self._limiters = limiters  # per process, then in total: streams are connections to the API server
+        self.finished = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name=name)
 
-    def run(self) -> None:
-        resuming = False
-        failures = 0
+    def stop(self) -> None:
+        self.task.cancel()
+
+    async def _run(self) -> None:
         try:
-            while not self._stop.is_set():
-                done_before = self._container_done()
-                try:
-                    self.position.begin_resume()
-                    for timestamp, text in split_timestamped_lines(self._open_stream(self.position.since_time())):
-                        if self.position.accept(timestamp, resuming):
-                            self._shipper.add(self._prefix + text)
-                        if self._stop.is_set():
-                            return
-                    failures = 0
-                except Exception as err:  # the stream broke: re-open it after a pause
-                    failures += 1
-                    if failures == 1:
-                        log.info("log stream %s broke (%s); re-opening it", self.name, err)
-                    self._stop.wait(min(5.0, 0.2 * 2 ** failures))
-                # A stream that ended after the container terminated has delivered everything.
-                if done_before:
-                    return
-                resuming = True
-                if not self._container_done():
-                    self._stop.wait(0.5)
+            async with contextlib.AsyncExitStack() as stack:
+                for limiter in self._limiters:
+                    await stack.enter_async_context(limiter)
+                await self._follow()
+        except asyncio.CancelledError:
+            pass
         finally:
             self.finished.set()
+            self._on_finished()
 
-
-def ship_errors(shipper: LogShipper) -> list[str]:
-    """The last lines of the log, for the errors of a failed process."""
-    lines = list(shipper.tail)
-    return ["last lines of the log:\n" + "\n".join(lines)] if lines else []
-
-
-__all__ = ["ContainerFollower", "LogShipper", "StreamPosition", "count_shipped_lines",
-           "line_prefix", "ship_errors", "split_timestamped_lines"]
+    async def _follow(self) -> None:
+        failures = 0
+        while True:
+            done_before = self._container_done()
+            since = self.cursor.since_time()
+            replayed = self.cursor.replayed if since else 0  # read already: skip without counting again
+            try:
+                async for raw in self._open_stream(since):
+                    timestamp, text = split_timestamp(raw)
+                    if replayed > 0:
+                        replayed -= 1
+                        continue
+                    self.cursor.observe(timestamp)
+                    if self._skip_from_start > 0:  # in Colonies already
+                        self._skip_from_start -= 1
+                        continue
+                    self._shipper.add(self._prefix + text)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the stream broke (or the pod is gone): re-open it after a pause
+                failures += 1
+                if getattr(err, "status", None) == 404:
+                    return  # the pod is gone: nothing more to read
+                if failures == 1:
+                    log.info("log stream %s broke (%s); re-opening it", self.name, err)
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))
+            # A stream that ended after the container terminated has delivered everything.
+            if done_before:
+                return
+            if not self._container_done():
+                await asyncio.sleep(0.5)

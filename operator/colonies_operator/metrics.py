@@ -15,10 +15,12 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from . import __version__
+from .names import FailureReason
 
 NAMESPACE = "colonies_operator"
 SUCCEEDED, FAILED = "succeeded", "failed"
-REASONS = ("exit_code", "oom", "deadline", "image_pull", "unschedulable", "invalid", "other")
+REASONS = tuple(reason.value for reason in FailureReason)
+KUBE_VERBS = ("get", "list", "watch", "post", "put", "patch", "delete")
 STATUS_CLASSES = ("4xx", "5xx", "unreachable", "other")
 # From a fast create (admission only) to a slow API server under load (the SLO is 1 s at p99).
 JOB_CREATE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -40,7 +42,8 @@ def status_class(status: int | None) -> str:
 
 
 def _reason(reason: str | None) -> str:
-    return reason if reason in REASONS else "other"
+    value = getattr(reason, "value", reason)  # a FailureReason, or its value
+    return value if value in REASONS else "other"
 
 
 def _rpc(rpc: str) -> str:
@@ -65,6 +68,9 @@ class OperatorMetrics:
                                     buckets=JOB_CREATE_BUCKETS, **kwargs)
         self.log_lines = Counter("log_lines_shipped", "Log lines sent to Colonies.", **kwargs)
         self.log_bytes = Counter("log_bytes_shipped", "Log bytes sent to Colonies.", **kwargs)
+        self.rpcs = Counter("colonies_rpcs", "Colonies RPCs the operator made, by message type.", ["rpc"], **kwargs)
+        self.kube_requests = Counter("kube_requests", "Kubernetes API requests the operator made (a watch or a log "
+                                     "stream counts once, when opened).", ["verb", "resource"], **kwargs)
         self.rpc_errors = Counter("colonies_rpc_errors", "Colonies RPCs that failed, by message type and status "
                                   "class (unreachable: no reply).", ["rpc", "status"], **kwargs)
 
@@ -90,6 +96,15 @@ class OperatorMetrics:
 
     def rpc_error(self, rpc: str, status: int | None) -> None:
         self.rpc_errors.labels(_rpc(rpc), status_class(status)).inc()
+
+    def colonies_rpc(self, rpc: str, failed_status: int | None) -> None:
+        """One RPC made; `failed_status` is None when it worked, else the status (0: no reply)."""
+        self.rpcs.labels(_rpc(rpc)).inc()
+        if failed_status is not None:
+            self.rpc_error(rpc, failed_status or None)
+
+    def kube_request(self, verb: str, resource: str) -> None:
+        self.kube_requests.labels(verb if verb in KUBE_VERBS else "other", _rpc(resource.replace("/", "_"))).inc()
 
     def forget_executor(self, executor: str) -> None:
         """Removes the executor's series (call when its ColoniesExecutor is deleted)."""
@@ -135,6 +150,14 @@ def log_shipped(lines: int, nbytes: int) -> None:
 
 def rpc_error(rpc: str, status: int | None) -> None:
     DEFAULT.rpc_error(rpc, status)
+
+
+def colonies_rpc(rpc: str, failed_status: int | None) -> None:
+    DEFAULT.colonies_rpc(rpc, failed_status)
+
+
+def kube_request(verb: str, resource: str) -> None:
+    DEFAULT.kube_request(verb, resource)
 
 
 def forget_executor(executor: str) -> None:

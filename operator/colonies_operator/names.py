@@ -20,10 +20,15 @@ ANNOTATION_PROCESS_ID = f"{GROUP}/process-id"
 ANNOTATION_EXECUTOR_ID = f"{GROUP}/executor-id"
 ANNOTATION_EXECUTOR = f"{GROUP}/executor"
 ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
-# Where the log shipping cursor of an attempt survives an operator restart: on its Job.
-ANNOTATION_LOG_CURSOR = f"{GROUP}/log-cursor"
-# Set on a Job once its process is closed in Colonies, so a restarted operator does not close it again.
-ANNOTATION_CLOSED = f"{GROUP}/closed"
+# Active while the process runs; the operator sets it to closed once the process is closed in Colonies, and
+# its watches select active Jobs only, so finished Jobs kept for `kubectl logs` cost nothing.
+LABEL_JOB_STATE = f"{GROUP}/state"
+JOB_STATE_ACTIVE, JOB_STATE_CLOSED = "active", "closed"
+# Holds a Job (TTL cleanup, a person's kubectl delete) until its process is closed in Colonies, so a Job
+# can never vanish unseen: a RUNNING process with no Job was never started, and is started.
+JOB_FINALIZER = f"{GROUP}/close-process"
+# On a closed Job: how its process ended in Colonies (succeeded or failed), for people reading the Job.
+ANNOTATION_OUTCOME = f"{GROUP}/outcome"
 FINALIZER = f"{GROUP}/executor-cleanup"
 OWN_KEY_FIELD = "executorPrvKey"
 

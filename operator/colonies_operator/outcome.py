@@ -11,6 +11,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from .names import COMPLETION_INDEX, FailureReason
+
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 BROKEN_CONTAINER_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 MAX_OUTPUT_BYTES = 4096  # the kubelet's own limit on a termination message
@@ -23,7 +25,7 @@ class Outcome:
     state: str
     errors: tuple[str, ...] = ()
     output: tuple[Any, ...] = ()
-    reason: str = ""  # for a failure: exit_code, oom, deadline, image_pull, unschedulable or other
+    reason: FailureReason | None = None  # why it failed
 
     @property
     def finished(self) -> bool:
@@ -41,8 +43,13 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def job_finished(job: dict[str, Any]) -> bool:
+    """True once the Job controller has decided: Complete, Failed or FailureTarget."""
+    return any((_condition(job, kind) or {}).get("status") == "True" for kind in ("Complete", "Failed", "FailureTarget"))
+
+
 def _pod_label(pod: dict[str, Any]) -> str:
-    index = ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+    index = ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX)
     return f"pod {index}" if index is not None else f"pod {pod['metadata']['name']}"
 
 
@@ -73,20 +80,35 @@ def _container_failures(pod: dict[str, Any]) -> list[str]:
     return failures
 
 
-def _failure_kind(pods: list[dict[str, Any]]) -> str:
+def _evictions(pods: list[dict[str, Any]]) -> list[str]:
+    """The pods the kubelet evicted (node pressure) or that were preempted, with the node's reason."""
+    found = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        target = _condition(pod, "DisruptionTarget")
+        if status.get("reason") == "Evicted" or (target and target.get("status") == "True"):
+            message = status.get("message") or (target or {}).get("message") or "no message"
+            found.append(f"{_pod_label(pod)} was evicted from its node ({message}); the process can be retried "
+                         "(maxretries), or ask for resources the node can keep (requests = limits)")
+    return found
+
+
+def _failure_kind(pods: list[dict[str, Any]]) -> FailureReason:
+    if _evictions(pods):
+        return FailureReason.EVICTED
     for pod in pods:
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             terminated = (status.get("state") or {}).get("terminated") or {}
             if terminated.get("reason") == "OOMKilled":
-                return "oom"
+                return FailureReason.OOM
             if terminated.get("exitCode"):
-                return "exit_code"
-    return "other"
+                return FailureReason.EXIT_CODE
+    return FailureReason.OTHER
 
 
 def _pod_output(pods: list[dict[str, Any]]) -> tuple[Any, ...]:
     def index(pod):
-        value = ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+        value = ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX)
         return int(value) if value and value.isdigit() else 1 << 30
 
     for pod in sorted(pods, key=index):
@@ -112,11 +134,12 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     if failed and failed.get("status") == "True":
         errors = []
         reason = failed.get("reason") or "Failed"
-        kind = "deadline" if reason == "DeadlineExceeded" else _failure_kind(pods)
+        kind = FailureReason.DEADLINE if reason == "DeadlineExceeded" else _failure_kind(pods)
         if reason == "DeadlineExceeded":
             limit = f" of {walltime}s" if walltime else ""
             errors.append(f"walltime{limit} exceeded: the Job was stopped (DeadlineExceeded); "
                           "raise conditions.walltime if the work needs longer")
+        errors.extend(_evictions(pods))
         for pod in pods:
             errors.extend(_container_failures(pod))
         if not errors:
@@ -126,13 +149,14 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     # Still going: look for pods that will never run.
     created = _time((job.get("metadata") or {}).get("creationTimestamp")) or now
     errors = []
-    kind = "other"
+    kind = FailureReason.OTHER
     any_running = False
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
         if phase == "Failed":
             # backoffLimit 0 fails the Job next; say so now with the real reason.
-            return Outcome("failed", errors=tuple(_container_failures(pod) or [f"{_pod_label(pod)} failed: "
+            return Outcome("failed", errors=tuple(_evictions([pod]) or _container_failures(pod) or [
+                f"{_pod_label(pod)} failed: "
                                                  f"{(pod.get('status') or {}).get('message') or 'no message'}"]),
                            reason=_failure_kind([pod]))
         any_running = any_running or phase in ("Running", "Succeeded")
@@ -141,7 +165,7 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
             since = _time(scheduled.get("lastTransitionTime")) or created
             pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or since
             if (now - min(since, pod_created)).total_seconds() >= pending_timeout:
-                kind = "unschedulable"
+                kind = FailureReason.UNSCHEDULABLE
                 errors.append(f"{_pod_label(pod)} could not be scheduled for {pending_timeout}s: "
                               f"{scheduled.get('message') or 'Unschedulable'}; ask for fewer resources (cpu, mem, "
                               "gpu.count) or a gpu.name that nodes have")
@@ -152,7 +176,7 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
             waited = (now - pod_created).total_seconds()
             if reason in IMAGE_PULL_REASONS and (waited >= image_pull_grace or reason in
                                                    ("InvalidImageName", "ErrImageNeverPull")):
-                kind = "image_pull"
+                kind = FailureReason.IMAGE_PULL
                 errors.append(f"image {status.get('image')!r} for container {status['name']} in {_pod_label(pod)} "
                               f"cannot be pulled ({reason}): {waiting.get('message') or 'no message'}; check "
                               "kwargs 'docker-image' and the image pull secrets")
@@ -165,5 +189,23 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     pods_existed = any(job_status.get(k) for k in ("active", "ready", "failed", "succeeded", "terminating"))
     if (now - created).total_seconds() >= pending_timeout and not pods and not pods_existed:
         return Outcome("failed", errors=(f"no pod was created for the Job within {pending_timeout}s; check the "
-                                         "namespace's ResourceQuota and the Job's events",))
+                                         "namespace's ResourceQuota and the Job's events",),
+                       reason=FailureReason.UNSCHEDULABLE)
     return Outcome("running" if any_running else "pending")
+
+
+def recheck_after(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime, *, pending_timeout: int,
+                  image_pull_grace: int) -> float | None:
+    """Seconds until a time limit could change the outcome of a Job that waits (a pending pod, an image that
+    cannot be pulled yet); None when only an event can change it."""
+    created = _time((job.get("metadata") or {}).get("creationTimestamp")) or now
+    limits = []
+    if not pods:
+        limits.append(created + dt.timedelta(seconds=pending_timeout))
+    for pod in pods:
+        pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or created
+        if (pod.get("status") or {}).get("phase") == "Pending":
+            limits.append(pod_created + dt.timedelta(seconds=pending_timeout))
+            limits.append(pod_created + dt.timedelta(seconds=image_pull_grace))
+    future = [(limit - now).total_seconds() for limit in limits if limit > now]
+    return max(0.5, min(future) + 0.5) if future else None

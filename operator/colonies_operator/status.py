@@ -7,6 +7,8 @@ import datetime as dt
 from typing import Any
 
 READY, REGISTERED, REACHABLE = "Ready", "Registered", "ColoniesReachable"
+JOBS = "JobsAccepted"  # Kubernetes takes this executor's Jobs (namespace, rights, spec.jobs)
+PAUSED = "Assigning"  # False while the colony's assignments are paused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +46,7 @@ def with_condition(conditions: list[dict[str, Any]], kind: str, status: bool, re
     if not found:
         result.append({"type": kind, "status": value, "reason": reason, "message": message,
                        "lastTransitionTime": now_iso(now), "observedGeneration": generation})
-    order = {READY: 0, REGISTERED: 1, REACHABLE: 2}
+    order = {READY: 0, REGISTERED: 1, REACHABLE: 2, JOBS: 3, PAUSED: 4}
     return sorted(result, key=lambda c: order.get(c["type"], 9))
 
 

@@ -1,79 +1,87 @@
-"""Log batching and exactly-once positions."""
+"""Log batching, exactly-once positions and followers, against a fake log source that filters by sinceTime
+as the kubelet does (every line stamped at or after the second asked for, in file order)."""
 
-import threading
+from __future__ import annotations
 
-from colonies_operator.colonies import ColoniesUnreachable
+import asyncio
+
+import pytest
+
+from colonies_operator.colonies import ColoniesUnreachable, Forbidden, ServerError
 from colonies_operator.logs import (
     ContainerFollower,
     LogShipper,
-    StreamPosition,
+    ReplayCursor,
     count_shipped_lines,
-    split_timestamped_lines,
+    normalize_timestamp,
+    split_timestamp,
 )
 
 
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Sink:
+    """A Colonies stand-in for addlog: fails with the given errors first, then takes everything."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.messages: list[str] = []
+        self.refused: list[Exception] = []
+
+    async def send(self, message: str) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.messages.append(message)
+
+    def shipper(self) -> LogShipper:
+        return LogShipper(self.send, self.refused.append, name="test")
+
+    @property
+    def lines(self) -> list[str]:
+        return "".join(self.messages).splitlines()
+
+
 def test_lines_are_batched_in_order():
-    sent = []
-    shipper = LogShipper(sent.append)
-    for i in range(5000):
-        shipper.add(f"line {i}")
-    shipper.flush()
-    lines = "".join(sent).splitlines()
-    assert lines == [f"line {i}" for i in range(5000)]
-    assert len(sent) <= 3
+    async def main():
+        sink = Sink()
+        shipper = sink.shipper()
+        for i in range(5000):
+            shipper.add(f"line {i}")
+        assert await shipper.flush()
+        shipper.close()
+        return sink
+    sink = run(main())
+    assert sink.lines == [f"line {i}" for i in range(5000)]
+    assert len(sink.messages) <= 3
 
 
-def test_lines_stay_buffered_while_colonies_is_unreachable():
-    sent, down = [], [True]
-
-    def send(message):
-        if down[0]:
-            raise ColoniesUnreachable("down")
-        sent.append(message)
-
-    shipper = LogShipper(send)
-    shipper.add("a")
-    assert shipper.flush() is False and shipper.pending == 1
-    down[0] = False
-    shipper.add("b")
-    assert shipper.flush() is True
-    assert "".join(sent) == "a\nb\n"
-
-
-def test_split_handles_lines_across_chunks():
-    chunks = [b"2026-01-01T00:00:00.1Z hel", b"lo\n2026-01-01T00:00:00.2Z wor", b"ld\n"]
-    assert list(split_timestamped_lines(chunks)) == [("2026-01-01T00:00:00.100000000Z", "hello"),
-                                                      ("2026-01-01T00:00:00.200000000Z", "world")]
+@pytest.mark.parametrize("error", [ColoniesUnreachable("down"), ServerError("boom", status=500),
+                                   Forbidden("not running", status=403)])
+def test_defect_8_a_failed_batch_is_kept_and_sent_again_in_order(error):
+    async def main():
+        sink = Sink(error)
+        shipper = sink.shipper()
+        shipper.add("a")
+        assert await shipper.flush() is False and shipper.pending == 1
+        shipper.add("b")
+        assert await shipper.flush() is True
+        shipper.close()
+        return sink
+    sink = run(main())
+    assert sink.lines == ["a", "b"]
+    assert len(sink.refused) == (1 if error.status == 403 else 0)  # 403: the reconciler re-reads the process
 
 
 def test_timestamps_compare_in_time_order_whatever_their_precision():
-    from colonies_operator.logs import normalize_timestamp
     assert normalize_timestamp("2026-01-01T00:00:00.12Z") < normalize_timestamp("2026-01-01T00:00:00.123Z")
     assert normalize_timestamp("2026-01-01T00:00:01Z") > normalize_timestamp("2026-01-01T00:00:00.999999999Z")
 
 
 def test_an_error_body_is_not_taken_for_log_lines():
-    import pytest
     with pytest.raises(ValueError, match="not a timestamped log line"):
-        list(split_timestamped_lines([b'{"kind":"Status","code":503}\n']))
-
-
-def test_a_reconnect_skips_what_was_read():
-    position = StreamPosition()
-    first = [("2026-01-01T00:00:01.1Z", "a"), ("2026-01-01T00:00:01.5Z", "b"), ("2026-01-01T00:00:01.5Z", "c")]
-    position.begin_resume()
-    assert [position.accept(ts, False) for ts, _ in first] == [True, True, True]
-    assert position.since_time() == "2026-01-01T00:00:01Z"
-    # The API server replays from the second: everything up to and including the two lines at .5 again.
-    position.begin_resume()
-    replay = first + [("2026-01-01T00:00:02.0Z", "d")]
-    assert [position.accept(ts, True) for ts, _ in replay] == [False, False, False, True]
-
-
-def test_an_adopted_stream_skips_the_lines_colonies_already_has():
-    position = StreamPosition(skip_lines=2)
-    position.begin_resume()
-    assert [position.accept(f"2026-01-01T00:00:0{i}Z", False) for i in range(4)] == [False, False, True, True]
+        split_timestamp(b'{"kind":"Status","code":503}\n')
 
 
 def test_count_shipped_lines_per_container():
@@ -82,26 +90,77 @@ def test_count_shipped_lines_per_container():
     assert count_shipped_lines(["x\ny\n", "z\n"], [""]) == {"": 3}
 
 
-def test_follower_reopens_a_stream_that_ends_while_the_container_runs():
-    streams = [
-        [b"2026-01-01T00:00:01.1Z one\n"],
-        [b"2026-01-01T00:00:01.1Z one\n2026-01-01T00:00:02.1Z two\n"],
-        [b"2026-01-01T00:00:01.1Z one\n2026-01-01T00:00:02.1Z two\n2026-01-01T00:00:03.1Z three\n"],
-        # opened after the container ended: the final read that drains the log
-        [b"2026-01-01T00:00:01.1Z one\n2026-01-01T00:00:02.1Z two\n2026-01-01T00:00:03.1Z three\n"
-         b"2026-01-01T00:00:03.2Z four\n"],
-    ]
-    opened = []
+def test_replay_cursor_counts_the_lines_of_its_window():
+    cursor = ReplayCursor()
+    for stamp in ("2026-01-01T00:00:00.100000000Z", "2026-01-01T00:00:01.100000000Z",
+                  "2026-01-01T00:00:03.500000000Z", "2026-01-01T00:00:01.900000000Z",
+                  "2026-01-01T00:00:03.600000000Z"):
+        cursor.observe(stamp)
+    assert cursor.since_time() == "2026-01-01T00:00:01Z"
+    assert cursor.replayed == 4  # 01.1, 03.5, 01.9, 03.6: everything stamped from 01 on
 
-    def open_stream(since):
-        opened.append(since)
-        return streams[len(opened) - 1]
 
-    sent = []
-    shipper = LogShipper(sent.append)
-    follower = ContainerFollower(open_stream=open_stream, container_done=lambda: len(opened) >= 3, shipper=shipper,
-                                 prefix="", position=StreamPosition(), stop=threading.Event(), name="t")
-    follower.run()
-    shipper.flush()
-    assert "".join(sent) == "one\ntwo\nthree\nfour\n"
-    assert opened == [None, "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:03Z"]
+class FakeLog:
+    """A container's log file; `open(since)` yields what the kubelet would, `cuts` end streams early."""
+
+    def __init__(self, lines: list[tuple[str, str]], cuts: list[int]) -> None:
+        self.lines, self.cuts, self.opened = lines, list(cuts), []
+        self.done = False
+
+    async def open(self, since: str | None):
+        self.opened.append(since)
+        cut = self.cuts.pop(0) if self.cuts else None
+        sent = 0
+        for stamp, text in self.lines:
+            if since and stamp[:19] + "Z" < since:
+                continue
+            if cut is not None and sent >= cut:
+                return
+            sent += 1
+            yield f"{stamp} {text}\n".encode()
+        self.done = True
+
+
+def follow(fake: FakeLog, *, skip: int = 0) -> list[str]:
+    async def main():
+        sink = Sink()
+        shipper = sink.shipper()
+        finished = asyncio.Event()
+        follower = ContainerFollower(open_stream=fake.open, container_done=lambda: fake.done, shipper=shipper,
+                                     prefix="", skip_lines=skip, name="t", on_finished=finished.set,
+                                     limiters=(asyncio.Semaphore(1),))
+        await asyncio.wait_for(follower.finished.wait(), 10)
+        await shipper.flush()
+        shipper.close()
+        return sink.lines
+    return run(main())
+
+
+def test_defect_8_reconnects_keep_interleaved_stdout_and_stderr_lines():
+    # stderr's line at .40 is written after stdout's at .50: a reconnect must neither drop nor repeat it.
+    lines = [("2026-01-01T00:00:01.100000000Z", "out 1"), ("2026-01-01T00:00:01.500000000Z", "out 2"),
+             ("2026-01-01T00:00:01.400000000Z", "err 1"), ("2026-01-01T00:00:02.100000000Z", "out 3"),
+             ("2026-01-01T00:00:01.999000000Z", "err 2"), ("2026-01-01T00:00:02.200000000Z", "out 4")]
+    for cuts in ([1], [2], [3], [4], [5], [1, 1, 1, 1, 1], [2, 1, 0, 1]):
+        fake = FakeLog(lines, cuts)
+        assert follow(fake) == [text for _, text in lines], cuts
+
+
+def test_an_adopted_stream_skips_the_lines_colonies_already_has():
+    lines = [(f"2026-01-01T00:00:0{i}.000000000Z", f"l{i}") for i in range(6)]
+    assert follow(FakeLog(lines, [])) == [f"l{i}" for i in range(6)]
+    assert follow(FakeLog(lines, []), skip=2) == ["l2", "l3", "l4", "l5"]
+    # a stream that breaks in the middle of the skipped part resumes without shipping them
+    assert follow(FakeLog(lines, [1]), skip=3) == ["l3", "l4", "l5"]
+
+
+def test_failure_tail_has_no_nul_and_is_capped():
+    async def main():
+        shipper = Sink().shipper()
+        shipper.add("bad\x00byte")
+        shipper.add("x" * 10_000)
+        tail = shipper.failure_tail()
+        shipper.close()
+        return tail
+    (tail,) = run(main())
+    assert "\x00" not in tail and len(tail) < 1200

@@ -82,21 +82,15 @@ class ColoniesClient:
             raise
 
     def _rpc(self, msgtype: str, payload: dict[str, Any], prvkey: str, read_timeout: float | None) -> Any:
-        message = dict(payload, msgtype=msgtype)
-        encoded = base64.b64encode(json.dumps(message, separators=(",", ":")).encode("utf-8")).decode("ascii")
-        body = {
-            "payloadtype": msgtype,
-            "payload": encoded,
-            "signature": crypto.sign(encoded, prvkey) if prvkey else "",
-        }
         timeout = (self.connect_timeout, read_timeout or self.read_timeout)
         try:
-            reply = self._session.post(self.url, data=json.dumps(body), timeout=timeout, verify=self.verify)
+            reply = self._session.post(self.url, data=encode_request(msgtype, payload, prvkey), timeout=timeout,
+                                       verify=self.verify)
         except requests.exceptions.SSLError as err:
             raise ColoniesUnreachable(f"TLS handshake with {self.url} failed: {err}", rpc=msgtype) from err
         except requests.exceptions.RequestException as err:
             raise ColoniesUnreachable(f"cannot reach {self.url}: {err}", rpc=msgtype) from err
-        return _decode_reply(reply, msgtype)
+        return decode_reply(reply.status_code, reply.text, msgtype)
 
     def health(self) -> bool:
         """True when the server answers its health endpoint."""
@@ -216,19 +210,27 @@ class ColoniesClient:
         self.rpc("closefailedmsg", {"processid": processid, "errors": list(errors)}, prvkey)
 
 
-def _decode_reply(reply: requests.Response, msgtype: str) -> Any:
-    text = reply.text
+def encode_request(msgtype: str, payload: dict[str, Any], prvkey: str) -> str:
+    """The HTTP body of one signed RPC (the signature covers the base64 text; unsigned when no key)."""
+    message = dict(payload, msgtype=msgtype)
+    encoded = base64.b64encode(json.dumps(message, separators=(",", ":")).encode("utf-8")).decode("ascii")
+    body = {"payloadtype": msgtype, "payload": encoded, "signature": crypto.sign(encoded, prvkey) if prvkey else ""}
+    return json.dumps(body)
+
+
+def decode_reply(status_code: int, text: str, msgtype: str) -> Any:
+    """The reply's payload, or the typed error it carries."""
     try:
         # Some handlers write two error objects back to back; the first one is the real answer.
         envelope, _ = json.JSONDecoder().raw_decode(text.lstrip())
         payload = json.loads(base64.b64decode(envelope.get("payload") or "e30="))
     except (ValueError, AttributeError, TypeError) as err:
         snippet = text[:200].strip() or "(empty body)"
-        raise error_for_status(reply.status_code, f"unreadable reply: {snippet}", msgtype) from err
-    if envelope.get("error") or reply.status_code != 200:
+        raise error_for_status(status_code, f"unreadable reply: {snippet}", msgtype) from err
+    if envelope.get("error") or status_code != 200:
         if isinstance(payload, dict):
-            status, message = payload.get("status", reply.status_code), payload.get("message", "")
+            status, message = payload.get("status", status_code), payload.get("message", "")
         else:
-            status, message = reply.status_code, str(payload)
+            status, message = status_code, str(payload)
         raise error_for_status(int(status), str(message), msgtype)
     return payload

@@ -1,0 +1,148 @@
+"""The Colonies client for the operator's event loop (aiohttp): the same signed messages as client.py.
+
+A long-poll assign, a close or a log batch is a coroutine, so one loop serves any number of executors and
+processes without a thread each. Messages are encoded and replies decoded by client.py's pure functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Callable, Iterable
+
+import aiohttp
+
+from .client import LOG_NUL_REPLACEMENT, MAX_LOGS_PER_READ, decode_reply, encode_request
+from .errors import ColoniesError, ColoniesUnreachable
+from .models import Executor, Function, LogEntry, Process
+
+# getprocesshistmsg returns every process of the executor in a state, started within `seconds`: ten years.
+HISTORY_SECONDS = 10 * 366 * 24 * 3600
+
+
+class AsyncColoniesClient:
+    """One Colonies server, from coroutines. Every call takes the private key that signs it."""
+
+    def __init__(self, url: str, *, ca_bundle: str | None = None, connect_timeout: float = 5.0,
+                 read_timeout: float = 30.0, on_rpc: Callable[[str, int | None], None] | None = None) -> None:
+        self.url = url
+        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self._on_rpc = on_rpc  # told of every RPC: (name, None) when it worked, (name, status or 0) when not
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"AsyncColoniesClient({self.url!r})"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl, limit=256))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def rpc(self, msgtype: str, payload: dict[str, Any], prvkey: str, *,
+                  read_timeout: float | None = None) -> Any:
+        """Sends one signed message; the decoded reply payload, or a typed error."""
+        body = encode_request(msgtype, payload, prvkey)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.connect_timeout,
+                                        sock_read=read_timeout or self.read_timeout)
+        try:
+            async with self.session.post(self.url, data=body, timeout=timeout) as reply:
+                text = await reply.text()
+                status = reply.status
+        except aiohttp.ClientSSLError as err:
+            self._told(msgtype, 0)
+            raise ColoniesUnreachable(f"TLS handshake with {self.url} failed: {err}", rpc=msgtype) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            self._told(msgtype, 0)
+            raise ColoniesUnreachable(f"cannot reach {self.url}: {type(err).__name__} {err}", rpc=msgtype) from None
+        try:
+            result = decode_reply(status, text, msgtype)
+        except ColoniesError as err:
+            no_work = msgtype == "assignprocessmsg" and err.status == 404
+            self._told(msgtype, None if no_work else err.status)
+            raise
+        self._told(msgtype, None)
+        return result
+
+    def _told(self, msgtype: str, status: int | None) -> None:
+        if self._on_rpc:
+            self._on_rpc(msgtype, status)
+
+    # -- the calls the operator makes ---------------------------------------------------------------------
+
+    async def version(self) -> dict[str, Any]:
+        return await self.rpc("versionmsg", {}, "")
+
+    async def get_executor(self, colonyname: str, executorname: str, prvkey: str) -> Executor:
+        return Executor.from_dict(await self.rpc("getexecutormsg", {"colonyname": colonyname,
+                                                                    "executorname": executorname}, prvkey))
+
+    async def add_executor(self, executor: Executor, colony_prvkey: str) -> Executor:
+        return Executor.from_dict(await self.rpc("addexecutormsg", {"executor": executor.to_dict()}, colony_prvkey))
+
+    async def approve_executor(self, colonyname: str, executorname: str, colony_prvkey: str) -> None:
+        await self.rpc("approveexecutormsg", {"colonyname": colonyname, "executorname": executorname}, colony_prvkey)
+
+    async def remove_executor(self, colonyname: str, executorname: str, colony_prvkey: str) -> None:
+        await self.rpc("removeexecutormsg", {"colonyname": colonyname, "executorname": executorname}, colony_prvkey)
+
+    async def get_functions(self, colonyname: str, executorname: str, prvkey: str) -> list[Function]:
+        reply = await self.rpc("getfunctionsmsg", {"colonyname": colonyname, "executorname": executorname}, prvkey)
+        return [Function.from_dict(f) for f in reply or []]
+
+    async def add_function(self, function: dict[str, Any], prvkey: str) -> Function:
+        return Function.from_dict(await self.rpc("addfunctionmsg", {"fun": function}, prvkey))
+
+    async def assign(self, colonyname: str, timeout: int, prvkey: str, *, available_cpu: str = "",
+                     available_mem: str = "") -> Process | None:
+        """Long-polls up to `timeout` seconds (negative: one immediate attempt); None when there is no work."""
+        payload = {"colonyname": colonyname, "timeout": timeout, "availablecpu": available_cpu,
+                   "availablemem": available_mem}
+        try:
+            reply = await self.rpc("assignprocessmsg", payload, prvkey,
+                                   read_timeout=max(timeout, 0) + self.read_timeout)
+        except ColoniesError as err:
+            if err.status == 404:
+                return None
+            raise
+        return Process.from_dict(reply)
+
+    async def get_process(self, processid: str, prvkey: str) -> Process:
+        return Process.from_dict(await self.rpc("getprocessmsg", {"processid": processid}, prvkey))
+
+    async def running_on(self, colonyname: str, executorid: str, prvkey: str) -> list[Process]:
+        """Every process RUNNING on this executor (getprocessesmsg stops at 100, colony-wide)."""
+        payload = {"colonyname": colonyname, "executorid": executorid, "seconds": HISTORY_SECONDS, "state": 1}
+        reply = await self.rpc("getprocesshistmsg", payload, prvkey, read_timeout=120)
+        return [p for p in (Process.from_dict(d) for d in reply or []) if p.assignedexecutorid == executorid]
+
+    async def get_logs(self, colonyname: str, processid: str, prvkey: str, *, since: int = 0) -> list[LogEntry]:
+        payload = {"colonyname": colonyname, "processid": processid, "executorname": "", "count": MAX_LOGS_PER_READ,
+                   "since": since, "latest": False}
+        return [LogEntry.from_dict(e) for e in await self.rpc("getlogsmsg", payload, prvkey) or []]
+
+    async def logs_since(self, colonyname: str, processid: str, prvkey: str, since: int) -> list[LogEntry]:
+        """Every log entry of the process newer than `since` (server nanoseconds), oldest first."""
+        entries: list[LogEntry] = []
+        while True:
+            page = await self.get_logs(colonyname, processid, prvkey, since=since)
+            entries.extend(page)
+            if len(page) < MAX_LOGS_PER_READ:
+                return entries
+            since = page[-1].timestamp
+
+    async def add_log(self, processid: str, message: str, prvkey: str) -> None:
+        await self.rpc("addlogmsg", {"processid": processid, "message": message.replace("\x00", LOG_NUL_REPLACEMENT)},
+                       prvkey)
+
+    async def close_successful(self, processid: str, prvkey: str, output: Iterable[Any] = ()) -> None:
+        await self.rpc("closesuccessfulmsg", {"processid": processid, "out": list(output)}, prvkey)
+
+    async def close_failed(self, processid: str, errors: Iterable[str], prvkey: str) -> None:
+        await self.rpc("closefailedmsg", {"processid": processid, "errors": list(errors)}, prvkey)

@@ -1,0 +1,592 @@
+"""The per-attempt reconciler: a queue of process attempts, a few workers, one decision at a time.
+
+Each process attempt (process id, attempt number) is a key. Events of its Job and pods, the scan of what
+Colonies runs here, log followers and timers put its key in the queue; a key is never in the queue twice
+and never reconciled by two workers at once. A reconcile gathers the facts, asks `decide`, does that one
+idempotent thing, and asks again, until the answer is to wait. Nothing holds a thread, or a task, for a
+process's lifetime; log followers are tasks bounded per process and in total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import jobs as jobmod
+from . import metrics
+from .cache import ClusterView, job_of_pod
+from .colonies import (
+    AssignmentsPaused,
+    ColoniesError,
+    ColoniesUnreachable,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Process,
+    ProcessState,
+)
+from .config import ExecutorConfig
+from .decide import Act, Decision, Facts, ProcessView, decide
+from .kubeapi import KubeApi, KubeError
+from .logs import ContainerFollower, LogShipper, count_shipped_lines, line_prefix
+from .names import (
+    ANNOTATION_OUTCOME,
+    COMPLETION_INDEX,
+    JOB_FINALIZER,
+    JOB_STATE_CLOSED,
+    LABEL_JOB_STATE,
+    FailureReason,
+    ProcessOutcome,
+    job_name,
+)
+
+if TYPE_CHECKING:
+    from .registration import Identity
+
+log = logging.getLogger(__name__)
+
+WORKERS = 8
+MAX_STEPS = 12  # actions per reconcile before yielding the worker to other keys
+FOLLOWERS_PER_PROCESS = 16
+DRAIN_TIMEOUT_SECONDS = 30.0
+MAX_ERROR_BYTES = 4096
+MAX_ERRORS_BYTES = 16 * 1024
+Key = tuple[str, int]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class WorkQueue:
+    """De-duplicated keys with delayed re-adds; a key being worked on is re-queued once it is done."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+
+    def add(self, key: Key) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: Key, delay: float) -> None:
+        """Re-adds the key after `delay` seconds (the earliest of several requests wins)."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        timer = self._timers.get(key)
+        if timer is not None and not timer.cancelled() and timer.when() <= when:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timers[key] = loop.call_at(when, self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    async def get(self) -> Key:
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._active.add(key)
+        return key
+
+    def done(self, key: Key) -> None:
+        self._active.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    def forget(self, key: Key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+
+@dataclasses.dataclass(eq=False)
+class Attempt:
+    """What the operator knows and has done for one process attempt."""
+
+    process: Process
+    config: ExecutorConfig  # as it was when the attempt began: a later spec change applies to new ones
+    identity: "Identity"
+    adopted: bool
+    view: ProcessView = ProcessView.RUNNING_HERE
+    plan: jobmod.JobPlan | None = None
+    invalid: str | None = None
+    job_refused: str | None = None
+    job_direct: dict[str, Any] | None = None  # from a create or a direct read, until the view shows the Job
+    job_expected: bool = False
+    job_absent_confirmed: bool = False
+    job_deleted: bool = False
+    job_released: bool = False
+    final_pods: tuple[dict[str, Any], ...] | None = None
+    create_error: str | None = None
+    create_failing_since: float | None = None
+    create_delay: float = 1.0
+    unknown_until: float = 0.0
+    skip_lines: dict[str, int] | None = None  # lines already in Colonies per container (adoption)
+    followers: dict[tuple[str, str], ContainerFollower] = dataclasses.field(default_factory=dict)
+    follower_limit: asyncio.Semaphore = dataclasses.field(
+        default_factory=lambda: asyncio.Semaphore(FOLLOWERS_PER_PROCESS))
+    shipper: LogShipper | None = None
+    drain_started: float | None = None
+    logs_drained: bool = False
+    close_refusals: int = 0
+    outcome: ProcessOutcome | None = None
+    failure_reason: FailureReason | None = None
+    added_at: float = dataclasses.field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> Key:
+        return (self.process.processid, self.process.retries)
+
+    @property
+    def pid(self) -> str:
+        return self.process.processid
+
+    @property
+    def namespace(self) -> str:
+        return self.config.jobs.namespace
+
+    @property
+    def job_name(self) -> str:
+        return job_name(self.process.processid, self.process.retries)
+
+    @property
+    def containers(self) -> list[str]:
+        per_node = self.plan.processes_per_node if self.plan else 1
+        return ["main"] if per_node == 1 else [f"proc-{i}" for i in range(per_node)]
+
+
+def view_of(process: Process, executor_id: str, attempt: int) -> ProcessView:
+    """What a process read from Colonies means for one attempt of it on this executor."""
+    state = process.state
+    if state == ProcessState.RUNNING:
+        if process.assignedexecutorid == executor_id and process.retries == attempt:
+            return ProcessView.RUNNING_HERE
+        return ProcessView.REQUEUED
+    return {ProcessState.WAITING: ProcessView.REQUEUED, ProcessState.SUCCESS: ProcessView.SUCCEEDED,
+            ProcessState.FAILED: ProcessView.FAILED, ProcessState.CANCELLED: ProcessView.CANCELLED}.get(
+        ProcessState(state), ProcessView.UNKNOWN)
+
+
+def bounded_errors(errors: list[str]) -> list[str]:
+    """Errors Colonies stores: no NUL bytes (PostgreSQL refuses them), each and all capped."""
+    result, total = [], 0
+    for error in errors:
+        text = error.replace("\x00", "\u2400")
+        if len(text.encode()) > MAX_ERROR_BYTES:
+            text = text.encode()[:MAX_ERROR_BYTES].decode("utf-8", "ignore") + " …(cut)"
+        if total + len(text) > MAX_ERRORS_BYTES:
+            break
+        result.append(text)
+        total += len(text)
+    return result
+
+
+class Reconciler:
+    """The attempts of one ColoniesExecutor, reconciled by a fixed number of workers."""
+
+    def __init__(self, kube: KubeApi, view: ClusterView, *, executor_label: str, log_name: str,
+                 on_change: Callable[[], None], on_jobs_refused: Callable[[KubeError | None], None],
+                 log_limiter: asyncio.Semaphore) -> None:
+        self.kube, self.view = kube, view
+        self.executor_label = executor_label  # for metrics
+        self.log_name = log_name
+        self._on_change = on_change  # active count or counters changed: the status may need writing
+        self._on_jobs_refused = on_jobs_refused  # an executor-level refusal (None: Jobs are accepted again)
+        self._log_limiter = log_limiter
+        self.attempts: dict[Key, Attempt] = {}
+        self._by_job: dict[tuple[str, str], Key] = {}
+        self.queue = WorkQueue()
+        self._workers: list[asyncio.Task] = []
+        self.succeeded = self.failed = 0
+        self.deleting = False
+
+    # -- life --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._workers = [asyncio.create_task(self._work(), name=f"reconcile-{self.log_name}-{i}")
+                         for i in range(WORKERS)]
+
+    async def stop(self) -> None:
+        """Stops reconciling: Jobs keep running (a restarted operator adopts them), nothing is closed."""
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        for attempt in list(self.attempts.values()):
+            self._drop(attempt, count=False)
+
+    @property
+    def active(self) -> int:
+        return len(self.attempts)
+
+    def add(self, process: Process, config: ExecutorConfig, identity: "Identity", *, adopted: bool,
+            view: ProcessView = ProcessView.RUNNING_HERE) -> Attempt:
+        """Takes on an attempt (assigned now, found running here after a restart, or found as a Job)."""
+        key = (process.processid, process.retries)
+        existing = self.attempts.get(key)
+        if existing is not None:
+            return existing
+        attempt = Attempt(process=process, config=config, identity=identity, adopted=adopted, view=view)
+        try:
+            attempt.plan = jobmod.plan_job(process, config)
+        except jobmod.InvalidProcess as err:
+            attempt.invalid = str(err)
+        attempt.shipper = LogShipper(lambda message, a=attempt: a.identity.client.add_log(a.pid, message,
+                                                                                         a.identity.prvkey),
+                                     lambda err, a=attempt: self._verify_soon(a), name=f"process {process.processid}")
+        self.attempts[key] = attempt
+        self._by_job[(attempt.namespace, attempt.job_name)] = key
+        self.view.use(attempt.namespace)
+        metrics.set_active(self.executor_label, len(self.attempts))
+        self.queue.add(key)
+        self._on_change()
+        return attempt
+
+    def _drop(self, attempt: Attempt, *, count: bool = True) -> None:
+        for follower in attempt.followers.values():
+            follower.stop()
+        if attempt.shipper:
+            attempt.shipper.close()
+        self.attempts.pop(attempt.key, None)
+        self._by_job.pop((attempt.namespace, attempt.job_name), None)
+        self.queue.forget(attempt.key)
+        asyncio.get_running_loop().create_task(self.view.release(attempt.namespace))
+        metrics.set_active(self.executor_label, len(self.attempts))
+        if count and attempt.outcome:
+            metrics.process_finished(self.executor_label, attempt.outcome.value,
+                                     attempt.failure_reason.value if attempt.failure_reason else None)
+        self._on_change()
+
+    # -- what wakes an attempt ----------------------------------------------------------------------
+
+    def on_cluster_event(self, namespace: str, kind: str, obj: dict[str, Any] | None, last: dict[str, Any]) -> None:
+        if kind == "jobs":
+            job = last["metadata"]["name"]
+        else:
+            job = job_of_pod(last)
+        key = self._by_job.get((namespace, job))
+        if key is not None:
+            self.queue.add(key)
+
+    def set_views(self, running: list[Process], executor_id: str, scan_started: float) -> None:
+        """The scan of what Colonies runs here: attempts it lists are confirmed, those it does not are read."""
+        listed = {(p.processid, p.retries) for p in running if p.assignedexecutorid == executor_id}
+        for attempt in list(self.attempts.values()):
+            if attempt.key in listed:
+                if attempt.view in (ProcessView.UNCONFIRMED, ProcessView.UNKNOWN):
+                    attempt.view = ProcessView.RUNNING_HERE
+                    self.queue.add(attempt.key)
+            elif attempt.view == ProcessView.RUNNING_HERE and attempt.process.starttime is not None \
+                    and attempt.added_at < scan_started:
+                attempt.view = ProcessView.UNCONFIRMED
+                self.queue.add(attempt.key)
+
+    def _verify_soon(self, attempt: Attempt) -> None:
+        if attempt.view == ProcessView.RUNNING_HERE:
+            attempt.view = ProcessView.UNCONFIRMED
+        self.queue.add(attempt.key)
+
+    # -- the workers ---------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                attempt = self.attempts.get(key)
+                if attempt is not None and not self.deleting:
+                    await self._reconcile(attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one attempt's bug must not stop the others; look again later
+                log.exception("process %s: unexpected error while reconciling; retrying in 10s", key[0])
+                self.queue.add_after(key, 10)
+            finally:
+                self.queue.done(key)
+
+    def facts(self, attempt: Attempt) -> Facts:
+        job = self.view.job(attempt.namespace, attempt.job_name)
+        if job is not None:
+            attempt.job_direct = None
+            attempt.job_expected = True
+        else:
+            job = attempt.job_direct
+        if attempt.view == ProcessView.UNKNOWN and time.monotonic() >= attempt.unknown_until:
+            attempt.view = ProcessView.UNCONFIRMED
+        config = attempt.config.jobs
+        failing = time.monotonic() - attempt.create_failing_since if attempt.create_failing_since else 0.0
+        return Facts(
+            process=attempt.view, now=utcnow(), pending_timeout=config.pending_timeout_seconds,
+            image_pull_grace=config.image_pull_grace_seconds, walltime=attempt.plan.walltime if attempt.plan else None,
+            invalid=attempt.invalid, job_refused=attempt.job_refused, job=job,
+            view_synced=self.view.synced(attempt.namespace), job_expected=attempt.job_expected,
+            job_absent_confirmed=attempt.job_absent_confirmed, job_deleted=attempt.job_deleted,
+            job_released=attempt.job_released, active_pods=tuple(self.view.pods(attempt.namespace, attempt.job_name)),
+            final_pods=attempt.final_pods, logs_drained=attempt.logs_drained, create_error=attempt.create_error,
+            create_failing_seconds=failing, create_timeout=float(config.create_timeout_seconds))
+
+    async def _reconcile(self, attempt: Attempt) -> None:
+        for _ in range(MAX_STEPS):
+            if self.attempts.get(attempt.key) is not attempt:
+                return
+            decision = decide(self.facts(attempt))
+            log.debug("process %s attempt %d: %s (%s)", attempt.pid, attempt.process.retries, decision.act.value,
+                      decision.why)
+            if decision.act == Act.WAIT:
+                await self._follow_logs(attempt, self.view.pods(attempt.namespace, attempt.job_name))
+                if decision.recheck_after is not None:
+                    self.queue.add_after(attempt.key, decision.recheck_after)
+                return
+            delay = await self._do(attempt, decision)
+            if delay is not None:
+                self.queue.add_after(attempt.key, delay)
+                return
+        self.queue.add(attempt.key)
+
+    async def _do(self, attempt: Attempt, decision: Decision) -> float | None:
+        """Does the decided thing; None to decide again at once, else seconds until the next look."""
+        act = decision.act
+        if act == Act.VERIFY_PROCESS:
+            return await self._verify_process(attempt)
+        if act == Act.VERIFY_JOB:
+            try:
+                job = await self.kube.get_job(attempt.namespace, attempt.job_name)
+            except KubeError as err:
+                log.info("process %s: cannot read Job %s yet (%s)", attempt.pid, attempt.job_name, err)
+                return 5.0
+            attempt.job_direct = job
+            attempt.job_absent_confirmed = job is None
+            return None
+        if act == Act.CREATE_JOB:
+            return await self._create_job(attempt)
+        if act == Act.READ_FINAL_PODS:
+            try:
+                attempt.final_pods = tuple(await self.kube.list_pods_of_job(attempt.namespace, attempt.job_name))
+            except KubeError as err:
+                log.info("process %s: cannot read its pods yet (%s)", attempt.pid, err)
+                return 5.0
+            return None
+        if act == Act.DRAIN_LOGS:
+            return await self._drain_logs(attempt)
+        if act == Act.CLOSE_SUCCESSFUL:
+            return await self._close(attempt, ProcessOutcome.SUCCEEDED, decision)
+        if act == Act.CLOSE_FAILED:
+            return await self._close(attempt, ProcessOutcome.FAILED, decision)
+        if act == Act.DELETE_JOB:
+            return await self._delete_job(attempt, decision.why)
+        if act == Act.RELEASE_JOB:
+            return await self._release_job(attempt)
+        if act == Act.FORGET:
+            self._drop(attempt)
+            return None
+        raise AssertionError(f"unknown action {act}")
+
+    # -- the actions -------------------------------------------------------------------------------------
+
+    async def _verify_process(self, attempt: Attempt) -> float | None:
+        identity = attempt.identity
+        try:
+            process = await identity.client.get_process(attempt.pid, identity.prvkey)
+        except NotFound:
+            attempt.view = ProcessView.GONE
+            return None
+        except (ColoniesUnreachable, AssignmentsPaused, Forbidden, ColoniesError) as err:
+            # Unreachable, 5xx, paused, or this executor's registration in question: transient for the
+            # attempt. Nothing is deleted or failed on it.
+            attempt.view = ProcessView.UNKNOWN
+            attempt.unknown_until = time.monotonic() + 5.0
+            log.info("process %s: Colonies cannot say how it stands (%s); waiting", attempt.pid, err)
+            return 5.0
+        attempt.view = view_of(process, identity.executor_id, attempt.process.retries)
+        if attempt.view != ProcessView.RUNNING_HERE:
+            log.info("process %s attempt %d is %s in Colonies", attempt.pid, attempt.process.retries,
+                     attempt.view.value)
+        return None
+
+    async def _create_job(self, attempt: Attempt) -> float | None:
+        try:
+            job = jobmod.build_job(attempt.process, attempt.plan, attempt.config, attempt.identity.executor_id)
+        except jobmod.InvalidProcess as err:
+            attempt.invalid = str(err)
+            return None
+        started = time.monotonic()
+        try:
+            created = await self.kube.create_job(job)
+        except KubeError as err:
+            if err.status in (400, 413, 422):  # this process's Job is refused: say why, create nothing
+                attempt.job_refused = f"Kubernetes refused the Job ({err.status} {err.reason}): {err.message}"
+                return None
+            if not err.transient:  # 401/403/404: the executor's namespace or rights are wrong, not the process
+                self._on_jobs_refused(err)
+            attempt.create_error = str(err)
+            attempt.create_failing_since = attempt.create_failing_since or time.monotonic()
+            attempt.create_delay = min(attempt.create_delay * 2, 30.0)
+            log.warning("process %s: cannot create Job %s/%s yet: %s", attempt.pid, attempt.namespace,
+                        attempt.job_name, err)
+            return attempt.create_delay
+        metrics.job_created(time.monotonic() - started)
+        if attempt.create_error:
+            self._on_jobs_refused(None)
+        attempt.create_error, attempt.create_failing_since = None, None
+        attempt.job_expected = True
+        if created is not None:
+            attempt.job_direct = created
+            log.info("process %s: created Job %s/%s", attempt.pid, attempt.namespace, attempt.job_name)
+        else:
+            attempt.job_direct = None  # it existed already (created before a restart); the view shows it
+        return None
+
+    async def _follow_logs(self, attempt: Attempt, pods: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> None:
+        """Starts a follower for every container that runs or ran and has none yet."""
+        if attempt.plan is None or attempt.job_deleted:
+            return
+        multi = attempt.plan.containers_total > 1
+        for pod in pods:
+            meta = pod["metadata"]
+            index = (meta.get("annotations") or {}).get(COMPLETION_INDEX, "0")
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                state = status.get("state") or {}
+                key = (meta["name"], status["name"])
+                if key in attempt.followers or not (state.get("running") or state.get("terminated")):
+                    continue
+                if attempt.adopted and attempt.skip_lines is None:
+                    attempt.skip_lines = await self._shipped_lines(attempt)
+                    if attempt.skip_lines is None:
+                        return  # Colonies cannot say what it holds yet: follow later, from the right place
+                prefix = line_prefix(index, status["name"], multi)
+                pod_name, container = meta["name"], status["name"]
+                attempt.followers[key] = ContainerFollower(
+                    open_stream=lambda since, p=pod_name, c=container: self.kube.stream_log(
+                        attempt.namespace, p, c, since),
+                    container_done=self._container_done_check(attempt, pod_name, container),
+                    shipper=attempt.shipper, prefix=prefix, skip_lines=(attempt.skip_lines or {}).get(prefix, 0),
+                    name=f"logs {attempt.namespace}/{pod_name}/{container}",
+                    on_finished=lambda k=attempt.key: self.queue.add(k),
+                    limiters=(attempt.follower_limit, self._log_limiter))
+
+    async def _shipped_lines(self, attempt: Attempt) -> dict[str, int] | None:
+        """Lines of this attempt Colonies already holds, per container: an adopted process resumes after them.
+        Entries logged before the attempt started belong to earlier attempts."""
+        started = attempt.process.starttime
+        since = int(started.timestamp() * 1_000_000) * 1000 - 1 if started else 0
+        identity = attempt.identity
+        try:
+            entries = await identity.client.logs_since(identity.colony, attempt.pid, identity.prvkey, since)
+        except ColoniesError as err:
+            log.info("process %s: cannot read its shipped logs yet (%s)", attempt.pid, err)
+            self.queue.add_after(attempt.key, 5.0)
+            return None
+        multi = attempt.plan.containers_total > 1
+        prefixes = [line_prefix(str(i), c, multi) for i in range(attempt.plan.nodes) for c in attempt.containers]
+        return count_shipped_lines((e.message for e in entries), prefixes)
+
+    def _container_done_check(self, attempt: Attempt, pod_name: str, container: str) -> Callable[[], bool]:
+        def done() -> bool:
+            for pod in self.view.pods(attempt.namespace, attempt.job_name):
+                if pod["metadata"]["name"] != pod_name:
+                    continue
+                for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                    if status["name"] == container:
+                        return bool((status.get("state") or {}).get("terminated"))
+            return True  # the pod finished (it left the view of running pods) or is gone
+        return done
+
+    async def _drain_logs(self, attempt: Attempt) -> float | None:
+        await self._follow_logs(attempt, attempt.final_pods or self.view.pods(attempt.namespace, attempt.job_name))
+        attempt.drain_started = attempt.drain_started or time.monotonic()
+        waiting = [f for f in attempt.followers.values() if not f.finished.is_set()]
+        if waiting and time.monotonic() - attempt.drain_started < DRAIN_TIMEOUT_SECONDS:
+            return 0.5  # a follower that finishes re-queues the attempt sooner
+        for follower in waiting:
+            log.warning("process %s: %s did not end within %.0fs; closing without the rest of its log",
+                        attempt.pid, follower.name, DRAIN_TIMEOUT_SECONDS)
+            follower.stop()
+        if await attempt.shipper.flush():
+            attempt.logs_drained = True
+            return None
+        return 2.0  # Colonies did not take the lines: they stay, and are sent before the process is closed
+
+    async def _close(self, attempt: Attempt, outcome: ProcessOutcome, decision: Decision) -> float | None:
+        identity = attempt.identity
+        try:
+            if outcome == ProcessOutcome.SUCCEEDED:
+                await identity.client.close_successful(attempt.pid, identity.prvkey, output=list(decision.output))
+            else:
+                errors = bounded_errors(list(decision.errors) + attempt.shipper.failure_tail())
+                await identity.client.close_failed(attempt.pid, errors, identity.prvkey)
+        except (InvalidRequest, Forbidden) as err:
+            # Cancelled, re-queued or closed meanwhile, or the reply refuses what was sent: read the process.
+            attempt.close_refusals += 1
+            if attempt.close_refusals >= 3 and outcome == ProcessOutcome.SUCCEEDED:
+                log.warning("process %s: Colonies refuses to store its output (%s); failing it", attempt.pid, err)
+                return await self._close(attempt, ProcessOutcome.FAILED, Decision(
+                    Act.CLOSE_FAILED, "output refused", errors=(f"the process succeeded but Colonies refused its "
+                                                                f"output: {err.message}",),
+                    reason=FailureReason.OTHER))
+            log.info("process %s could not be closed (%s); reading how it stands", attempt.pid, err.message)
+            attempt.view = ProcessView.UNCONFIRMED
+            return None
+        except ColoniesError as err:  # unreachable, 5xx, paused: the close is retried, never dropped
+            log.info("process %s: cannot close it yet (%s); retrying", attempt.pid, err)
+            return 3.0
+        attempt.outcome = outcome
+        attempt.failure_reason = decision.reason
+        attempt.view = ProcessView.SUCCEEDED if outcome == ProcessOutcome.SUCCEEDED else ProcessView.FAILED
+        if outcome == ProcessOutcome.SUCCEEDED:
+            self.succeeded += 1
+            log.info("process %s succeeded", attempt.pid)
+        else:
+            self.failed += 1
+            log.info("process %s failed: %s", attempt.pid, "; ".join(decision.errors)[:500])
+        self._on_change()
+        return None
+
+    async def _delete_job(self, attempt: Attempt, why: str) -> float | None:
+        for follower in attempt.followers.values():
+            follower.stop()
+        try:
+            await self.kube.patch_job(attempt.namespace, attempt.job_name, release_patch(None))
+            await self.kube.delete_job(attempt.namespace, attempt.job_name)
+        except KubeError as err:
+            log.warning("process %s: cannot delete Job %s yet (%s)", attempt.pid, attempt.job_name, err)
+            return 5.0
+        if attempt.job_expected or attempt.job_direct:
+            log.info("process %s: deleted Job %s/%s (%s)", attempt.pid, attempt.namespace, attempt.job_name, why)
+        attempt.job_deleted = True
+        attempt.job_direct = None
+        attempt.shipper.close()
+        return None
+
+    async def _release_job(self, attempt: Attempt) -> float | None:
+        try:
+            await self.kube.patch_job(attempt.namespace, attempt.job_name, release_patch(attempt.outcome))
+        except KubeError as err:
+            log.warning("process %s: cannot label Job %s closed yet (%s)", attempt.pid, attempt.job_name, err)
+            return 5.0
+        attempt.job_released = True
+        return None
+
+
+def release_patch(outcome: ProcessOutcome | None) -> dict[str, Any]:
+    """A strategic merge patch that drops the operator's finalizer and, with an outcome, labels the Job closed
+    (the watches then stop carrying it)."""
+    metadata: dict[str, Any] = {"$deleteFromPrimitiveList/finalizers": [JOB_FINALIZER]}
+    if outcome is not None:
+        metadata["labels"] = {LABEL_JOB_STATE: JOB_STATE_CLOSED}
+        metadata["annotations"] = {ANNOTATION_OUTCOME: outcome.value}
+    return {"metadata": metadata}
