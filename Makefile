@@ -6,6 +6,7 @@ PYTEST_ARGS ?=
 .PHONY: test demo deps venv colonies unit lint clean
 
 test: deps venv colonies
+	$(VENV)/bin/lint-imports --no-cache
 	PATH="$$(hack/build-k8s.sh):$$PATH" $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 unit: venv

@@ -206,7 +206,7 @@ class ExecutorRuntime:
     # -- the assign loop --------------------------------------------------------------------------------
 
     async def _assign_loop(self, config: ExecutorConfig, identity: Identity) -> None:
-        client, last_heartbeat, paused_delay = identity.client, 0.0, 1.0
+        client, last_heartbeat, paused_delay, unreachable_delay = identity.client, 0.0, 1.0, 1.0
         while not self._stop.is_set() and not self._reload.is_set():
             room = self.reconciler.active < config.max_concurrent_processes and self._jobs_problem is None
             try:
@@ -247,13 +247,21 @@ class ExecutorRuntime:
                 paused_delay = min(paused_delay * 2, 15.0)
                 last_heartbeat = time.monotonic()
                 continue
-            except ColoniesUnreachable as err:
-                raise Problem(REACHABLE, "Unreachable", f"{err.message}; retrying") from None
             except Forbidden as err:
                 raise Problem(REGISTERED, "Forbidden", f"Colonies refused this executor ({err.message}); "
                               "re-checking the registration") from None
             except ColoniesError as err:
-                raise Problem(REACHABLE, "ServerError", f"Colonies answered {err}; retrying") from None
+                # Unreachable or a server error: transient. Running work goes on; assign is retried, with no
+                # re-registration.
+                reason = "Unreachable" if isinstance(err, ColoniesUnreachable) else "ServerError"
+                if self._condition_ok(REACHABLE):
+                    log.warning("executor %s/%s: Colonies %s: %s", self.namespace, self.name, reason, err)
+                self._set(REACHABLE, False, reason, f"{err}; retrying")
+                await self.report()
+                await self._sleep(unreachable_delay)
+                unreachable_delay = min(unreachable_delay * 2, 15.0)
+                continue
+            unreachable_delay = 1.0
             if not self._condition_ok(PAUSED):
                 log.info("executor %s/%s: colony %s assigns again", self.namespace, self.name, config.colony_name)
                 self._set(PAUSED, True, "Assigning", "the colony's assignments are not paused")
@@ -315,9 +323,9 @@ class ExecutorRuntime:
             return
         # After a restart: every process running here is carried on, and every active Job of this
         # executor whose attempt Colonies does not run here is looked at (and removed).
-        for process in running:
-            if process.state == ProcessState.RUNNING:
-                self.reconciler.add(process, config, identity, adopted=True)
+        resumed = [p for p in running if p.state == ProcessState.RUNNING]
+        for process in resumed:
+            self.reconciler.add(process, config, identity, adopted=True)
         for job in self.view.jobs(config.jobs.namespace):
             meta = job["metadata"]
             if (meta.get("labels") or {}).get(LABEL_EXECUTOR_ID) != label_value(identity.executor_id):
@@ -336,7 +344,8 @@ class ExecutorRuntime:
             self.reconciler.add(dataclasses.replace(process, retries=int(attempt)), config, identity, adopted=True,
                                 view=view)
         if self.reconciler.active:
-            log.info("executor %s/%s: adopted %d processes", self.namespace, self.name, self.reconciler.active)
+            log.info("executor %s/%s: adopted %d running processes (%d Jobs to look at in all)", self.namespace,
+                     self.name, len(resumed), self.reconciler.active)
 
     # -- status -------------------------------------------------------------------------------------------
 

@@ -133,6 +133,7 @@ class Attempt:
     job_deleted: bool = False
     job_released: bool = False
     final_pods: tuple[dict[str, Any], ...] | None = None
+    departed_pods: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # last seen, by name
     create_error: str | None = None
     create_failing_since: float | None = None
     create_delay: float = 1.0
@@ -281,8 +282,13 @@ class Reconciler:
         else:
             job = job_of_pod(last)
         key = self._by_job.get((namespace, job))
-        if key is not None:
-            self.queue.add(key)
+        if key is None:
+            return
+        if kind == "pods" and obj is None and key in self.attempts:
+            # A pod leaves the view when it finishes, and may be deleted soon after (an eviction): keep its
+            # last state, the only record of why it ended.
+            self.attempts[key].departed_pods[last["metadata"]["name"]] = last
+        self.queue.add(key)
 
     def set_views(self, running: list[Process], executor_id: str, scan_started: float) -> None:
         """The scan of what Colonies runs here: attempts it lists are confirmed, those it does not are read."""
@@ -376,7 +382,10 @@ class Reconciler:
             return await self._create_job(attempt)
         if act == Act.READ_FINAL_PODS:
             try:
-                attempt.final_pods = tuple(await self.kube.list_pods_of_job(attempt.namespace, attempt.job_name))
+                pods = await self.kube.list_pods_of_job(attempt.namespace, attempt.job_name)
+                listed = {pod["metadata"]["name"] for pod in pods}
+                attempt.final_pods = tuple(pods) + tuple(p for name, p in attempt.departed_pods.items()
+                                                         if name not in listed)
             except KubeError as err:
                 log.info("process %s: cannot read its pods yet (%s)", attempt.pid, err)
                 return 5.0

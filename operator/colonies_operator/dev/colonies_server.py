@@ -131,9 +131,12 @@ class ColoniesServer:
 
     def _create_namespace(self) -> None:
         self._sweep_abandoned_namespaces()
-        existing = _run(["ip", "netns", "list"]).stdout
-        index = next(i for i in range(1, 250) if f"colonies-test-{i} " not in existing + " "
-                     and f"colonies-test-{i}\n" not in existing)
+        # An index is free when no namespace, veth or address of any Colonies server here uses it.
+        namespaces = {line.split()[0] for line in _run(["ip", "netns", "list"]).stdout.splitlines() if line.strip()}
+        links = _run(["ip", "-o", "link", "show"]).stdout
+        addresses = _run(["ip", "-o", "-4", "addr", "show"]).stdout
+        index = next(i for i in range(1, 250) if not any(n.endswith(f"-{i}") for n in namespaces)
+                     and f" cot{i}h" not in links and f" 10.89.{i}.1/" not in addresses)
         self.netns = f"colonies-test-{index}"
         host_if, ns_if = f"cot{index}h", f"cot{index}n"
         self.host_address, self.namespace_address = f"10.89.{index}.1", f"10.89.{index}.2"

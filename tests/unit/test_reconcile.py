@@ -1,0 +1,269 @@
+"""The reconciler's actions against fakes of Colonies and Kubernetes: what it does with each answer.
+
+The decisions themselves are tested on plain data in test_decide.py; here, that a Colonies or Kubernetes
+error becomes the right fact (and never a deleted Job or a failed process when it is transient)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from colonies_operator.colonies import (
+    ColoniesUnreachable,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Process,
+    ServerError,
+)
+from colonies_operator.config import config_from_spec
+from colonies_operator.decide import ProcessView
+from colonies_operator.kubeapi import KubeError
+from colonies_operator.reconcile import Reconciler, bounded_errors
+
+EXECUTOR_ID = "e" * 64
+PID = "a" * 64
+
+
+def config(namespace: str = "jobs-a"):
+    return config_from_spec({"server": {"host": "colonies"}, "colonyName": "dev",
+                             "credentials": {"colonyKeySecret": {"name": "k"}}, "jobs": {"namespace": namespace}},
+                            namespace="ops", name="cluster")
+
+
+def process(retries: int = 0, state: int = 1, executor: str = EXECUTOR_ID, **kwargs: Any) -> Process:
+    spec = {"funcname": "execute", "kwargs": {"docker-image": "busybox:1.35", "cmd": "echo hi"},
+            "conditions": {"nodes": 1, "processespernode": 1}}
+    spec.update(kwargs)
+    return Process.from_dict({"processid": PID, "retries": retries, "state": state, "assignedexecutorid": executor,
+                              "starttime": "2026-12-01T12:00:00Z", "spec": spec})
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.process_answers: list[Any] = []  # Process or an exception, one per get_process
+        self.close_answers: list[Any] = []
+        self.closed: list[tuple[str, Any]] = []
+
+    async def get_process(self, pid, prvkey):
+        answer = self.process_answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def _close(self, kind, value):
+        if self.close_answers:
+            answer = self.close_answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+        self.closed.append((kind, value))
+
+    async def close_successful(self, pid, prvkey, output=()):
+        await self._close("successful", list(output))
+
+    async def close_failed(self, pid, errors, prvkey):
+        await self._close("failed", list(errors))
+
+    async def add_log(self, pid, message, prvkey):
+        pass
+
+    async def logs_since(self, colony, pid, prvkey, since):
+        return []
+
+
+@dataclasses.dataclass
+class FakeIdentity:
+    client: FakeClient
+    prvkey: str = "k"
+    executor_id: str = EXECUTOR_ID
+    colony: str = "dev"
+    executor_name: str = "cluster"
+
+
+class FakeKube:
+    def __init__(self, create_errors: list[KubeError] | None = None) -> None:
+        self.create_errors = list(create_errors or [])
+        self.created: list[dict] = []
+        self.deleted: list[tuple[str, str]] = []
+        self.patched: list[tuple[str, str, dict]] = []
+
+    async def create_job(self, job, dry_run=False):
+        if self.create_errors:
+            raise self.create_errors.pop(0)
+        self.created.append(job)
+        return job
+
+    async def get_job(self, namespace, name):
+        return None
+
+    async def patch_job(self, namespace, name, patch):
+        self.patched.append((namespace, name, patch))
+
+    async def delete_job(self, namespace, name):
+        self.deleted.append((namespace, name))
+
+    async def list_pods_of_job(self, namespace, job):
+        return []
+
+
+class FakeView:
+    """A synced view where Jobs are only what the test puts there."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], dict] = {}
+        self.used: list[str] = []
+
+    def use(self, namespace):
+        self.used.append(namespace)
+
+    async def release(self, namespace):
+        self.used.remove(namespace)
+
+    def synced(self, namespace):
+        return True
+
+    def job(self, namespace, name):
+        return self.jobs.get((namespace, name))
+
+    def pods(self, namespace, job):
+        return []
+
+
+def reconciler(kube: FakeKube | None = None) -> tuple[Reconciler, FakeKube, FakeView, list]:
+    kube, view, refusals = kube or FakeKube(), FakeView(), []
+    rec = Reconciler(kube, view, executor_label="ops/cluster", log_name="t", on_change=lambda: None,
+                     on_jobs_refused=refusals.append, log_limiter=asyncio.Semaphore(4))
+    return rec, kube, view, refusals
+
+
+async def settle(rec: Reconciler, attempt) -> None:
+    """Reconciles the attempt until it waits (what the workers would do)."""
+    await rec._reconcile(attempt)
+
+
+def test_defect_1_a_502_or_403_while_checking_a_running_process_keeps_its_job():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        for error in (ServerError("bad gateway", status=502), Forbidden("not a member", status=403),
+                      ColoniesUnreachable("down")):
+            attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+            view.jobs[(attempt.namespace, attempt.job_name)] = {"metadata": {"name": attempt.job_name},
+                                                                "status": {"active": 1}}
+            attempt.view = ProcessView.UNCONFIRMED
+            client.process_answers = [error]
+            await settle(rec, attempt)
+            assert attempt.view == ProcessView.UNKNOWN, error
+            assert kube.deleted == [] and client.closed == []
+            rec._drop(attempt, count=False)
+    asyncio.run(main())
+
+
+def test_a_process_gone_from_colonies_loses_its_job():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        view.jobs[(attempt.namespace, attempt.job_name)] = {"metadata": {"name": attempt.job_name}, "status": {}}
+        attempt.view = ProcessView.UNCONFIRMED
+        client.process_answers = [NotFound("process not found", status=404)]
+        await settle(rec, attempt)
+        assert kube.deleted == [(attempt.namespace, attempt.job_name)]
+        assert attempt.key not in rec.attempts and client.closed == []
+    asyncio.run(main())
+
+
+def test_defect_3_creation_retries_stop_when_the_process_is_cancelled():
+    async def main():
+        rec, kube, view, _ = reconciler(FakeKube([KubeError(503, "ServiceUnavailable", "etcd busy")]))
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        assert kube.created == [] and attempt.create_error
+        attempt.view = ProcessView.UNCONFIRMED  # the scan did not list it any more
+        client.process_answers = [process(state=4)]
+        await settle(rec, attempt)
+        assert kube.created == [] and client.closed == [] and attempt.key not in rec.attempts
+    asyncio.run(main())
+
+
+def test_defect_4_a_requeued_process_handed_back_runs_as_a_new_attempt():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        first = rec.add(process(retries=0), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, first)
+        # maxexectime re-queued it, and the same executor got it back before the scan noticed
+        second = rec.add(process(retries=1), config(), FakeIdentity(client), adopted=False)
+        assert first is not second and len(rec.attempts) == 2
+        first.view = ProcessView.UNCONFIRMED
+        client.process_answers = [process(retries=1)]
+        await settle(rec, first)
+        await settle(rec, second)
+        assert [j["metadata"]["name"] for j in kube.created] == [first.job_name, second.job_name]
+        assert (first.namespace, first.job_name) in kube.deleted
+        assert list(rec.attempts) == [second.key]
+    asyncio.run(main())
+
+
+def test_defect_9_a_refused_close_reads_the_process_before_believing_it_cancelled():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        attempt.job_expected, attempt.logs_drained = True, True
+        attempt.final_pods = ()
+        view.jobs[(attempt.namespace, attempt.job_name)] = {
+            "metadata": {"name": attempt.job_name},
+            "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+        client.close_answers = [InvalidRequest("bad request", status=400)]
+        client.process_answers = [process()]  # still RUNNING here: the close is tried again
+        await settle(rec, attempt)
+        assert client.closed == [("successful", [])]
+        assert attempt.view == ProcessView.SUCCEEDED
+    asyncio.run(main())
+
+
+def test_defect_9_the_log_tail_in_errors_is_clean_and_capped():
+    errors = bounded_errors(["exit 1", "last lines of the log:\n" + "x\x00y" * 5000] + ["e" * 3000] * 20)
+    assert all("\x00" not in e for e in errors)
+    assert all(len(e.encode()) <= 4096 + 20 for e in errors)
+    assert sum(len(e) for e in errors) <= 16 * 1024
+
+
+def test_defect_10_an_attempt_keeps_the_config_it_started_with():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        attempt = rec.add(process(), config("jobs-a"), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        later = rec.add(process(retries=1), config("jobs-b"), FakeIdentity(client), adopted=False)
+        await settle(rec, later)
+        assert [j["metadata"]["namespace"] for j in kube.created] == ["jobs-a", "jobs-b"]
+        assert sorted(view.used) == ["jobs-a", "jobs-b"]
+    asyncio.run(main())
+
+
+def test_defect_11_a_namespace_without_rights_is_the_executors_problem_not_the_processs():
+    async def main():
+        rec, kube, view, refusals = reconciler(FakeKube([KubeError(403, "Forbidden", "jobs.batch is forbidden")]))
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        assert client.closed == [] and refusals and refusals[0].status == 403
+        await settle(rec, attempt)  # rights granted: the Job is created and the executor is told
+        assert len(kube.created) == 1 and refusals[-1] is None
+    asyncio.run(main())
+
+
+def test_a_job_too_big_for_the_cluster_fails_its_process_before_any_request():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        big = process(conditions={"nodes": 1, "processespernode": 64}, env={"DATA": "x" * 20_000})
+        attempt = rec.add(big, config(), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        assert kube.created == []
+        assert client.closed and client.closed[0][0] == "failed" and "KiB" in client.closed[0][1][0]
+    asyncio.run(main())
