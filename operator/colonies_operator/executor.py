@@ -9,27 +9,25 @@ cancelled and re-queued processes and, after a restart, the work to adopt.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import Any
 
 from . import metrics
 from .cache import ClusterView
-from .colonies import AssignmentsPaused, ColoniesError, ColoniesUnreachable, Forbidden, Process, ProcessState
+from .colonies import ColoniesError, Process, ProcessState
 from .config import ExecutorConfig, InvalidSpec, config_from_spec
 from .decide import ProcessView
 from .kubeapi import KubeApi, KubeError
 from .jobs import build_job, plan_job
 from .names import ANNOTATION_ATTEMPT, ANNOTATION_PROCESS_ID, LABEL_EXECUTOR_ID, label_value
-from .reconcile import Reconciler, view_of
+from .assign import AssignLoop
+from .reconcile import Reconciler
 from .registration import Identity, colonies_client_for, connect, register
 from .status import JOBS, PAUSED, READY, REACHABLE, REGISTERED, Problem, now_iso, ready_from, with_condition
 
 log = logging.getLogger(__name__)
 
-MAX_HEARTBEAT_INTERVAL = 60.0  # Colonies removes executors that have not called assign for 10 minutes
-NEVER_MATCHING_CPU = "-1m"  # an assign that refreshes "last heard from" but can match no process
 SCAN_INTERVAL = 2.0
 STATUS_DEBOUNCE = 0.5
 
@@ -81,16 +79,16 @@ class ExecutorRuntime:
                     if str(problem) != last_problem:
                         log.warning("executor %s/%s: %s", self.namespace, self.name, problem.message)
                         last_problem = str(problem)
-                    self._set(problem.condition, False, problem.reason, problem.message)
+                    self.set_condition(problem.condition, False, problem.reason, problem.message)
                     await self.report()
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:  # the loop must survive anything; say what happened
                     log.exception("executor %s/%s: unexpected error, retrying in %.0fs", self.namespace, self.name,
                                   backoff)
-                    self._set(REGISTERED, False, "InternalError", f"{type(err).__name__}: {err}; retrying")
+                    self.set_condition(REGISTERED, False, "InternalError", f"{type(err).__name__}: {err}; retrying")
                     await self.report()
-                await self._sleep(backoff)
+                await self.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
         finally:
             await self._stop_tasks()
@@ -116,7 +114,8 @@ class ExecutorRuntime:
         self._reload.set()
         self._slot_freed.set()
 
-    async def _sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
+        """Sleeps, but wakes at once when the runtime stops or reloads."""
         try:
             await asyncio.wait_for(self._wait_any(self._stop, self._reload), seconds)
         except asyncio.TimeoutError:
@@ -140,10 +139,10 @@ class ExecutorRuntime:
         await connect(client, config)
         identity = await register(self.kube, client, config, self.uid)
         self.config, self.identity = config, identity
-        self._set(REGISTERED, True, "Registered", f"executor {config.executor_name} ({config.executor_type}) in "
+        self.set_condition(REGISTERED, True, "Registered", f"executor {config.executor_name} ({config.executor_type}) in "
                   f"colony {config.colony_name}, id {identity.executor_id[:12]}…")
-        self._set(REACHABLE, True, "Connected", client.url)
-        self._set(PAUSED, True, "Assigning", "the colony's assignments are not paused")
+        self.set_condition(REACHABLE, True, "Connected", client.url)
+        self.set_condition(PAUSED, True, "Assigning", "the colony's assignments are not paused")
         await self._use_namespace(config.jobs.namespace)
         await self._check_jobs_accepted(config)
         await self.report()
@@ -152,7 +151,7 @@ class ExecutorRuntime:
             self._adopted = True
         if self._scanner is None or self._scanner.done():
             self._scanner = asyncio.create_task(self._scan(), name=f"scan-{self.namespace}-{self.name}")
-        await self._assign_loop(config, identity)
+        await AssignLoop(self, config, identity).run()
 
     def _executor_label(self) -> str:
         return label_value(self.identity.executor_id) if self.identity else ""
@@ -186,7 +185,7 @@ class ExecutorRuntime:
         except Exception as err:  # an InvalidProcess here means the spec makes every Job invalid
             raise Problem(JOBS, "InvalidJobSpec", f"the spec cannot make a valid Job: {err}") from None
         self._jobs_problem = None
-        self._set(JOBS, True, "Accepted", f"Kubernetes accepts Jobs in namespace {config.jobs.namespace}")
+        self.set_condition(JOBS, True, "Accepted", f"Kubernetes accepts Jobs in namespace {config.jobs.namespace}")
 
     def _jobs_refused(self, err: KubeError | None) -> None:
         """The reconciler met an executor-level refusal (None: a Job was accepted again)."""
@@ -194,80 +193,30 @@ class ExecutorRuntime:
         if err is None:
             if self._jobs_problem is not None:
                 self._jobs_problem = None
-                self._set(JOBS, True, "Accepted", f"Kubernetes accepts Jobs in namespace {namespace}")
+                self.set_condition(JOBS, True, "Accepted", f"Kubernetes accepts Jobs in namespace {namespace}")
                 self._slot_freed.set()
                 self._changed()
             return
         self._jobs_problem = err
-        self._set(JOBS, False, _kube_reason(err), f"Kubernetes refuses this executor's Jobs: {err}; "
+        self.set_condition(JOBS, False, _kube_reason(err), f"Kubernetes refuses this executor's Jobs: {err}; "
                   f"{_kube_hint(err, namespace)}")
         self._changed()
 
-    # -- the assign loop --------------------------------------------------------------------------------
+    # -- what the assign loop asks of the runtime ----------------------------------------------------
 
-    async def _assign_loop(self, config: ExecutorConfig, identity: Identity) -> None:
-        client, last_heartbeat, paused_delay, unreachable_delay = identity.client, 0.0, 1.0, 1.0
-        while not self._stop.is_set() and not self._reload.is_set():
-            room = self.reconciler.active < config.max_concurrent_processes and self._jobs_problem is None
-            try:
-                if room:
-                    process = await self._interruptible(client.assign(config.colony_name,
-                                                                      config.assign_timeout_seconds,
-                                                                      identity.prvkey))
-                    last_heartbeat = time.monotonic()
-                    self._reachable(client)
-                    paused_delay = 1.0
-                    if process is not None:
-                        self.last_assignment = now_iso()
-                        metrics.process_assigned(self.metrics_label)
-                        self.reconciler.add(process, config, identity, adopted=False)
-                else:
-                    # No room (at the cap, or Kubernetes refuses Jobs), but Colonies counts only assign calls
-                    # as signs of life: an assign that no process can match keeps the executor and its work.
-                    heartbeat = min(MAX_HEARTBEAT_INTERVAL, 3.0 * config.assign_timeout_seconds)
-                    if time.monotonic() - last_heartbeat >= heartbeat:
-                        process = await client.assign(config.colony_name, -1, identity.prvkey,
-                                                      available_cpu=NEVER_MATCHING_CPU)
-                        last_heartbeat = time.monotonic()
-                        if process is not None:  # only a process asking for negative cpu matches: invalid
-                            self.reconciler.add(process, config, identity, adopted=False)
-                    self._slot_freed.clear()
-                    await self._wait_slot(min(5.0, heartbeat))
-                    if self._jobs_problem is not None and self.config:
-                        await self._retry_jobs_check()
-            except AssignmentsPaused as err:
-                # The colony owner paused assignments: wait for the resume, nothing to re-register or count.
-                if self._condition_ok(PAUSED):
-                    log.info("executor %s/%s: colony %s has paused assignments", self.namespace, self.name,
-                             config.colony_name)
-                self._set(PAUSED, False, "Paused", f"colony {config.colony_name} has paused assignments "
-                          f"({err.message}); resuming by itself when they resume")
-                await self.report()
-                await self._sleep(paused_delay)
-                paused_delay = min(paused_delay * 2, 15.0)
-                last_heartbeat = time.monotonic()
-                continue
-            except Forbidden as err:
-                raise Problem(REGISTERED, "Forbidden", f"Colonies refused this executor ({err.message}); "
-                              "re-checking the registration") from None
-            except ColoniesError as err:
-                # Unreachable or a server error: transient. Running work goes on; assign is retried, with no
-                # re-registration.
-                reason = "Unreachable" if isinstance(err, ColoniesUnreachable) else "ServerError"
-                if self._condition_ok(REACHABLE):
-                    log.warning("executor %s/%s: Colonies %s: %s", self.namespace, self.name, reason, err)
-                self._set(REACHABLE, False, reason, f"{err}; retrying")
-                await self.report()
-                await self._sleep(unreachable_delay)
-                unreachable_delay = min(unreachable_delay * 2, 15.0)
-                continue
-            unreachable_delay = 1.0
-            if not self._condition_ok(PAUSED):
-                log.info("executor %s/%s: colony %s assigns again", self.namespace, self.name, config.colony_name)
-                self._set(PAUSED, True, "Assigning", "the colony's assignments are not paused")
-                await self.report()
+    def has_room(self, config: ExecutorConfig) -> bool:
+        return self.reconciler.active < config.max_concurrent_processes and self._jobs_problem is None
 
-    async def _interruptible(self, call):
+    def take(self, process: Process, config: ExecutorConfig, identity: Identity) -> None:
+        self.last_assignment = now_iso()
+        metrics.process_assigned(self.metrics_label)
+        self.reconciler.add(process, config, identity, adopted=False)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self._reload.is_set()
+
+    async def interruptible(self, call):
         """Awaits a long-poll, but returns None at once when the runtime stops or reloads."""
         task = asyncio.ensure_future(call)
         stopper = asyncio.ensure_future(self._wait_any(self._stop, self._reload))
@@ -281,22 +230,27 @@ class ExecutorRuntime:
             return None
         return task.result()
 
-    async def _wait_slot(self, timeout: float) -> None:
+    async def wait_slot(self, timeout: float) -> None:
+        """Waits until an attempt ends (or the runtime stops or reloads), at most `timeout` seconds."""
+        self._slot_freed.clear()
         try:
             await asyncio.wait_for(self._wait_any(self._slot_freed, self._stop, self._reload), timeout)
         except asyncio.TimeoutError:
             pass
 
-    async def _retry_jobs_check(self) -> None:
+    async def retry_jobs_check(self) -> None:
+        """While Kubernetes refuses this executor's Jobs, checks again whether it still does."""
+        if self._jobs_problem is None or self.config is None:
+            return
         try:
             await self._check_jobs_accepted(self.config)
         except Problem as problem:
-            self._set(problem.condition, False, problem.reason, problem.message)
+            self.set_condition(problem.condition, False, problem.reason, problem.message)
         await self.report()
 
-    def _reachable(self, client) -> None:
-        if not self._condition_ok(REACHABLE):
-            self._set(REACHABLE, True, "Connected", client.url)
+    def reachable(self, client) -> None:
+        if not self.condition_ok(REACHABLE):
+            self.set_condition(REACHABLE, True, "Connected", client.url)
             self._changed()
 
     # -- the scan of what runs here ----------------------------------------------------------------------
@@ -334,26 +288,21 @@ class ExecutorRuntime:
             pid, attempt = annotations.get(ANNOTATION_PROCESS_ID, ""), annotations.get(ANNOTATION_ATTEMPT, "")
             if not pid or not attempt.isdigit() or (pid, int(attempt)) in self.reconciler.attempts:
                 continue
-            try:
-                process = await identity.client.get_process(pid, identity.prvkey)
-            except ColoniesError:
-                process, view = Process.from_dict({"processid": pid}), ProcessView.UNCONFIRMED
-            else:
-                view = view_of(process, identity.executor_id, int(attempt))
-            # The attempt is the Job's: an older attempt's Job is removed, whatever the process does now.
-            self.reconciler.add(dataclasses.replace(process, retries=int(attempt)), config, identity, adopted=True,
-                                view=view)
+            # Read by the reconciler's workers, side by side, while the assign loop already runs: Colonies
+            # never waits on a long adoption for this executor's sign of life.
+            self.reconciler.add(Process.from_dict({"processid": pid, "retries": int(attempt)}), config, identity,
+                                adopted=True, view=ProcessView.UNCONFIRMED)
         if self.reconciler.active:
             log.info("executor %s/%s: adopted %d running processes (%d Jobs to look at in all)", self.namespace,
                      self.name, len(resumed), self.reconciler.active)
 
     # -- status -------------------------------------------------------------------------------------------
 
-    def _set(self, kind: str, ok: bool, reason: str, message: str) -> None:
+    def set_condition(self, kind: str, ok: bool, reason: str, message: str) -> None:
         generation = self.resource["metadata"].get("generation")
         self.conditions = with_condition(self.conditions, kind, ok, reason, message, generation)
 
-    def _condition_ok(self, kind: str) -> bool:
+    def condition_ok(self, kind: str) -> bool:
         return any(c["type"] == kind and c["status"] == "True" for c in self.conditions)
 
     def _changed(self) -> None:

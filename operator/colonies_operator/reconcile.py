@@ -244,10 +244,8 @@ class Reconciler:
         if existing is not None:
             return existing
         attempt = Attempt(process=process, config=config, identity=identity, adopted=adopted, view=view)
-        try:
-            attempt.plan = jobmod.plan_job(process, config)
-        except jobmod.InvalidProcess as err:
-            attempt.invalid = str(err)
+        if process.spec.funcname or view == ProcessView.RUNNING_HERE:
+            self._plan(attempt)
         attempt.shipper = LogShipper(lambda message, a=attempt: a.identity.client.add_log(a.pid, message,
                                                                                          a.identity.prvkey),
                                      lambda err, a=attempt: self._verify_soon(a), name=f"process {process.processid}")
@@ -258,6 +256,13 @@ class Reconciler:
         self.queue.add(key)
         self._on_change()
         return attempt
+
+    @staticmethod
+    def _plan(attempt: Attempt) -> None:
+        try:
+            attempt.plan, attempt.invalid = jobmod.plan_job(attempt.process, attempt.config), None
+        except jobmod.InvalidProcess as err:
+            attempt.plan, attempt.invalid = None, str(err)
 
     def _drop(self, attempt: Attempt, *, count: bool = True) -> None:
         for follower in attempt.followers.values():
@@ -422,6 +427,10 @@ class Reconciler:
             log.info("process %s: Colonies cannot say how it stands (%s); waiting", attempt.pid, err)
             return 5.0
         attempt.view = view_of(process, identity.executor_id, attempt.process.retries)
+        if attempt.process.spec.funcname == "" and process.retries == attempt.process.retries:
+            # An attempt known only from its Job (adoption): now the process itself is known.
+            attempt.process = process
+            self._plan(attempt)
         if attempt.view != ProcessView.RUNNING_HERE:
             log.info("process %s attempt %d is %s in Colonies", attempt.pid, attempt.process.retries,
                      attempt.view.value)
