@@ -296,7 +296,7 @@ def test_condition_list_is_a_map_keyed_by_type():
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
     assert "type" in conditions["items"]["required"]
-    for kind in ("Ready", "Registered", "ColoniesReachable"):
+    for kind in ("Ready", "Registered", "ColoniesReachable", "JobsAccepted", "Assigning"):
         assert kind in conditions["description"]
 
 
