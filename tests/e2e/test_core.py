@@ -153,3 +153,25 @@ def test_an_evicted_pod_fails_its_process_saying_so(operator, executors, colony,
     assert final.state == ProcessState.FAILED
     assert "evicted" in final.errors[0], final.errors
     wait_for(lambda: not jobs_of(kube_api, namespace, process.processid), 30, 0.5, "the failed process's Job gone")
+
+
+def test_deleting_an_admin_registered_executor_fails_its_processes_saying_why(operator, executors, colony,
+                                                                              kube_api, namespace):
+    # An executor an admin registered cannot remove itself from Colonies (only the colony owner can), so its
+    # running processes cannot be queued again: they are failed with the reason, never left RUNNING.
+    name, prvkey = colony.new_executor(executortype="container-executor", name="admin-made")
+    client.CoreV1Api(kube_api).create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="admin-key"), string_data={"executorPrvKey": prvkey}))
+    executors.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ColoniesExecutor", "metadata": {"name": "admin-made"},
+        "spec": {"server": {"host": colony.server.host, "port": colony.server.port}, "colonyName": colony.name,
+                 "executorName": name, "credentials": {"executorKeySecret": {"name": "admin-key"}}}})
+    executors.wait_ready("admin-made")
+    processes = [colony.client.submit(tutorial_spec(colony, cmd="sleep 300", conditions={"cpu": "10m", "mem": "16Mi"}),
+                                      colony.user_prvkey) for _ in range(2)]
+    wait_for(lambda: all(pods_running(kube_api, namespace, p.processid) for p in processes), 60, 0.5, "both running")
+    executors.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "admin-made")
+    for process in processes:
+        final = wait_final(colony, process.processid, timeout=60)
+        assert final.state == ProcessState.FAILED and "executor removed" in final.errors[0], final.errors
+    wait_for(lambda: not client.BatchV1Api(kube_api).list_namespaced_job(namespace).items, 60, 0.5, "no Job left")
