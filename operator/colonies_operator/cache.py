@@ -50,6 +50,8 @@ class Reflector:
         self.synced = False
         self.synced_event = asyncio.Event()
         self.problem: KubeError | None = None  # why it is not synced, for the resource's status
+        self._logged_problem: str | None = None
+        self._on_synced: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
         self._listener = listener
         self._task: asyncio.Task | None = None
 
@@ -66,14 +68,16 @@ class Reflector:
         while True:
             try:
                 version = await self._relist()
-                delay = 0.5
                 while True:  # each watch ends after a few minutes; resume from the last version seen
                     async for kind, obj in self.api.watch(self.path, version, label_selector=self.label_selector,
                                                           field_selector=self.field_selector, resource=self.kind):
-                        version = obj.get("metadata", {}).get("resourceVersion") or version
-                        if kind == "BOOKMARK":
+                        if kind == "OPENED":  # the list and a live watch: the view is complete
+                            self._synced()
                             continue
-                        self._apply(kind, obj)
+                        version = obj.get("metadata", {}).get("resourceVersion") or version
+                        if kind != "BOOKMARK":
+                            self._apply(kind, obj)
+                    delay = 0.5  # a watch that ran its course: the next failure starts the backoff anew
             except asyncio.CancelledError:
                 raise
             except KubeError as err:
@@ -87,9 +91,19 @@ class Reflector:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
+    def _synced(self) -> None:
+        if self._logged_problem is not None:
+            log.info("view of %s in namespace %s is synced again", self.kind, self.namespace)
+        self.synced, self.problem, self._logged_problem = True, None, None
+        self.synced_event.set()
+        pending, self._on_synced = self._on_synced, []
+        for obj, last in pending:
+            self._listener(self.kind, obj, last)
+
     def _unsynced(self, err: KubeError) -> None:
-        if self.synced or self.problem is None or str(self.problem) != str(err):
+        if str(err) != self._logged_problem:  # once per distinct problem, not per retry
             log.warning("view of %s in namespace %s is not synced: %s", self.kind, self.namespace, err)
+            self._logged_problem = str(err)
         self.synced = False
         self.synced_event.clear()
         self.problem = err
@@ -101,12 +115,9 @@ class Reflector:
         gone = [name for name in self.objects if name not in fresh]
         old = self.objects
         self.objects = fresh
-        self.synced, self.problem = True, None
-        self.synced_event.set()
-        for name in gone:  # deletions missed while the watch was down
-            self._listener(self.kind, None, old[name])
-        for obj in fresh.values():
-            self._listener(self.kind, obj, obj)
+        # Told once the watch is open (the view complete): deletions missed while the watch was down, and
+        # every object, so each attempt is looked at on a synced view.
+        self._on_synced = [(None, old[name]) for name in gone] + [(obj, obj) for obj in fresh.values()]
         return version
 
     def _apply(self, kind: str, obj: dict[str, Any]) -> None:

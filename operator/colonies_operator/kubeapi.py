@@ -148,8 +148,9 @@ class KubeApi:
 
     async def watch(self, path: str, resource_version: str, *, label_selector: str = "", field_selector: str = "",
                     resource: str = "") -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(type, object) events from `resource_version` until the server ends the watch. A 410 (history
-        compacted) raises KubeError(410): list again."""
+        """(type, object) events from `resource_version` until the server ends the watch, the first being
+        ("OPENED", {}) once the server has accepted it. A 410 (history compacted) raises KubeError(410): list
+        again."""
         metrics.kube_request("watch", resource or _resource_of(path))
         params = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                   "timeoutSeconds": WATCH_TIMEOUT_SECONDS, "labelSelector": label_selector,
@@ -160,6 +161,7 @@ class KubeApi:
                                         timeout=timeout) as response:
                 if response.status >= 400:
                     raise _error(response.status, await response.text())
+                yield "OPENED", {}
                 async for line in response.content:
                     if not line.strip():
                         continue

@@ -96,14 +96,15 @@ its resources name, creates the Secret that keeps its own executor key, and runs
   verbs: [get]
 {{- end }}
 
-{{/* Where Jobs run: create, list and delete them, list and delete their pods, read the pods' logs. */}}
+{{/* Where Jobs run: create, watch, label (closed) and delete them, watch and delete their pods, read the
+pods' logs. */}}
 {{- define "colonies-operator.jobRules" -}}
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, deletecollection]
+  verbs: [list, watch, deletecollection]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
