@@ -28,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("colonies_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     # The operator reports API outages itself, once; urllib3 would warn on every retried request.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
         raise SystemExit("colonies-operator run: give --namespace NS (repeatable) or --all-namespaces")
