@@ -16,7 +16,7 @@ if [ "${COLONIES_OPERATOR_NO_UV:-}" != 1 ] && uv=$(hack/uv.sh); then
   "$uv" pip sync -q --python "$venv/bin/python" --require-hashes "$lock"
   "$uv" pip install -q --python "$venv/bin/python" --no-deps -e .
 else
-  step "uv unavailable: venv $venv with pip instead (slower): the locked dependencies, then the project"
+  step "venv $venv with pip, uv being unavailable or COLONIES_OPERATOR_NO_UV=1 (slower): the locked dependencies, then the project"
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes --no-deps -r "$lock"
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e .

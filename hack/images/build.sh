@@ -242,9 +242,11 @@ if [[ " ${names[*]} " == *" operator "* ]]; then
 fi
 for name in "${names[@]}"; do
   ref=${REF[$name]}
+  # <prefix>-<tag>[-<recipe hash>].tar; "colonies-operator", not "operator", which older checkouts' build.sh
+  # prunes in the same cache.
   case $name in
-    operator) tar="$OUT_DIR/operator-${ref##*:}.tar" ;;
-    *) tar="$OUT_DIR/$name-${ref##*:}-$("recipe_$name").tar" ;;
+    operator) prefix=colonies-operator; tar="$OUT_DIR/$prefix-${ref##*:}.tar" ;;
+    *) prefix=$name; tar="$OUT_DIR/$name-${ref##*:}-$("recipe_$name").tar" ;;
   esac
   # One builder per image at a time (two test sessions may ask for the same new tag).
   exec 8>"$OUT_DIR/.lock-$name"
@@ -271,7 +273,7 @@ for name in "${names[@]}"; do
     step "$ref built in $((SECONDS - start))s: $(du -m "$tar" | cut -f1) MiB"
     # The tar is the cache; older tars of this image go (the operator's two newest stay: a test session may be
     # importing one), and so do the store's images but the base and the layers a rebuild reuses.
-    find "$OUT_DIR" -maxdepth 1 -name "$name-*-????????????.tar" -not -name "$(basename "$tar")" \
+    find "$OUT_DIR" -maxdepth 1 -name "$prefix-*-????????????.tar" -not -name "$(basename "$tar")" \
       -printf '%T@ %p\n' | sort -rn | tail -n +"$([ "$name" = operator ] && echo 2 || echo 1)" | cut -d' ' -f2- |
       xargs -r rm -f
     bah rmi "$ref" >/dev/null 2>&1 || true
