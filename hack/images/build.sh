@@ -24,7 +24,8 @@ DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-s
 BASE_REF=docker.io/library/debian:bookworm-slim
 OUT_DIR="$CACHE_DIR/images"
 BUILDAH_DIR="$CACHE_DIR/buildah"
-BUILDAH_DRIVER="${COLONIES_OPERATOR_BUILDAH_DRIVER:-overlay}"
+# overlay where the kernel has overlayfs (layers are diffs), else vfs (a full copy per layer: slower, larger).
+BUILDAH_DRIVER="${COLONIES_OPERATOR_BUILDAH_DRIVER:-$(grep -qw overlay /proc/filesystems && echo overlay || echo vfs)}"
 export BUILDAH_ISOLATION=chroot
 
 # buildah on a store of its own in the cache (the host's /var/lib/containers is left alone).
