@@ -237,6 +237,18 @@ for name in "${names[@]}"; do
   [[ " ${IMAGES[*]} " == *" $name "* ]] || die "unknown image '$name' (known: ${IMAGES[*]})"
 done
 apt_install buildah buildah
+# The layers kept for rebuilds grow with every code change: past 4 GiB, the store starts afresh (the base is
+# committed again from its tar, in seconds). Builds hold the store's lock shared, emptying it exclusive.
+exec 6>"$BUILDAH_DIR/.lock"
+if [ "$(du -sm "$BUILDAH_DIR" | cut -f1)" -gt 4096 ]; then
+  flock -x 6
+  if [ "$(du -sm "$BUILDAH_DIR" | cut -f1)" -gt 4096 ]; then
+    step "buildah's store is over 4 GiB: emptying it"
+    bah rmi --all --force >/dev/null 2>&1 || true
+    rm -f "$BUILDAH_DIR"/base-*.id
+  fi
+fi
+flock -s 6
 if [[ " ${names[*]} " == *" operator "* ]]; then
   debian_base
   set_operator_ref
@@ -278,13 +290,6 @@ for name in "${names[@]}"; do
       -printf '%T@ %p\n' | sort -rn | tail -n +"$([ "$name" = operator ] && echo 2 || echo 1)" | cut -d' ' -f2- |
       xargs -r rm -f
     bah rmi "$ref" >/dev/null 2>&1 || true
-    # The layers kept for rebuilds grow with every code change: past 4 GiB, the store starts afresh (the base is
-    # committed again from its tar, in seconds).
-    if [ "$(du -sm "$BUILDAH_DIR" | cut -f1)" -gt 4096 ]; then
-      step "buildah's store is over 4 GiB: emptying it"
-      bah rmi --all --force >/dev/null 2>&1 || true
-      rm -f "$BUILDAH_DIR"/base-*.id
-    fi
     rm -rf "$work"; trap - EXIT
   fi
   exec 8>&-
