@@ -38,8 +38,9 @@ bah() {
 apt_install() {
   command -v "$2" >/dev/null && return 0
   step "installing $1 with apt-get"
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2 ||
-    { apt-get update -qq >&2 && apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2; } ||
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2 ||
+    { apt-get update -qq >&2 &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2; } ||
     die "cannot install $1"
 }
 
