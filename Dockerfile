@@ -1,28 +1,31 @@
 # syntax=docker/dockerfile:1
-# The colonies-operator image, for users with Docker (or any BuildKit builder):
+# The colonies-operator image. It starts from debian:bookworm-slim only, so the same file builds with Docker
 #   docker build -t colonies-operator:0.1.0 .
-# It cannot be built on the project's own machines (no Docker engine, no registry): there,
-# `hack/images/build.sh operator` builds the same contents without Docker (Debian bookworm with Debian's
-# python3, a venv at /opt/colonies-operator without pip, user colonies uid 10001); see hack/images/README.md.
-# Keep the two in step.
+# and, on the project's own machines (no Docker engine, no registry), with buildah: `hack/images/build.sh
+# operator` (see hack/images/README.md), which is what `make demo` and the tests run.
 
-# 1. The project's wheel and its dependencies' wheels. The builder's Python only fetches and builds wheels;
-#    they are cp311, like Debian bookworm's python3 that runs them.
-FROM python:3.11-slim-bookworm AS wheels
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY operator ./operator
-RUN pip wheel --no-cache-dir --prefer-binary --wheel-dir /wheels .
-
-# 2. The venv, made by the interpreter that will run it (its symlinks point at /usr/bin/python3).
+# 1. The venv, made by the interpreter that will run it (Debian's python3: its symlinks point at /usr/bin/python3).
+#    The dependencies are the locked ones (requirements/runtime.txt, hash-checked wheels), the project last, so
+#    that a code change reuses the layers above it.
 FROM debian:bookworm-slim AS venv
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
-RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    python3 -m venv /opt/colonies-operator \
-    && /opt/colonies-operator/bin/pip install --no-cache-dir --no-index --no-compile --find-links /wheels \
-       colonies-operator \
+#    pip trusts the CA bundle in the optional build secret `ca-bundle`, for a network that reaches PyPI through a
+#    TLS-intercepting proxy (docker build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt .);
+#    hack/images/build.sh passes this host's. Secrets never enter the image.
+COPY requirements/runtime.txt /tmp/runtime.txt
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+    && python3 -m venv /opt/colonies-operator \
+    && /opt/colonies-operator/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check \
+       --require-hashes --only-binary :all: --no-deps -r /tmp/runtime.txt
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+    && /opt/colonies-operator/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check --no-deps . \
     && /opt/colonies-operator/bin/pip uninstall -y -q pip setuptools \
     # Not used, and most of the image otherwise: the Kubernetes client's asyncio variant (70 MB, not
     # imported by kubernetes/__init__.py) and the packages' test suites.
@@ -31,7 +34,7 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     # Hash-based .pyc: valid whatever the files' mtimes, and nothing to write on a read-only root file system.
     && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/colonies-operator/lib
 
-# 3. The runtime: python3 only, the venv, a fixed non-root user.
+# 2. The runtime: python3 only (no pip), the venv, a fixed non-root user.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 \
@@ -40,6 +43,19 @@ RUN apt-get update \
     && groupadd --gid 10001 colonies \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin colonies
 COPY --from=venv /opt/colonies-operator /opt/colonies-operator
+# VERSION is the package's (operator/colonies_operator/__init__.py; a test keeps the two equal). hack/images/build.sh
+# passes REVISION, the last commit that changed what goes into the image, and SOURCE when the checkout has a
+# public origin.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=
+LABEL org.opencontainers.image.title="colonies-operator" \
+      org.opencontainers.image.description="A Kubernetes operator that turns a cluster into a ColonyOS executor" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 ENV PATH=/opt/colonies-operator/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test demo deps venv colonies unit lint clean
+.PHONY: test demo deps venv lock colonies unit lint clean
 
 test: deps venv colonies
 	$(VENV)/bin/lint-imports --no-cache
@@ -20,12 +20,14 @@ deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	@echo "==> creating $(VENV) and installing the project with its test dependencies"
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+# The locked dependencies (requirements/test.txt), then the project, editable; with uv, or pip without it.
+$(VENV)/.installed: pyproject.toml requirements/test.txt hack/venv.sh
+	@hack/venv.sh $(VENV)
 	@touch $@
+
+# Regenerates requirements/*.txt from pyproject.toml (LOCK_ARGS=--upgrade moves every version).
+lock:
+	hack/lock.sh $(LOCK_ARGS)
 
 colonies:
 	@hack/build-colonies.sh >/dev/null

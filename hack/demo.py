@@ -50,7 +50,7 @@ def main() -> int:
     step("starting the local Kubernetes cluster (hack/cluster/up.sh; the first run builds it)")
     kubeconfig = script("cluster/up.sh")
     kubectl = ("kubectl", "--kubeconfig", kubeconfig)
-    step("building the operator image without Docker and loading it into the cluster")
+    step("building the operator image from the Dockerfile (buildah) and loading it into the cluster")
     image = script("load-image.sh", "operator")
     step("building helm from the Go module proxy (cached after the first run)")
     helm = (script("build-helm.sh"), "--kubeconfig", kubeconfig)

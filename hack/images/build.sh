@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the container images the test cluster uses, without any registry, into
-# $CACHE_DIR/images/<name>-<tag>.tar (docker-archive format, see mkimage.py). Reuses a cached tar.
+# Builds the container images with buildah (no Docker engine, no registry) and exports each as a
+# docker-archive, $CACHE_DIR/images/<name>-<tag>.tar, reused while what goes into it is unchanged.
 # usage: build.sh [NAME...]   (default: pause busybox). Prints "REF<TAB>TAR" per image on stdout.
-# To add an image: add its name to IMAGES, its reference to REF, and a function image_<name> ROOTFS WORK
-# that fills ROOTFS and may set MKIMAGE_ARGS. Bump the tag (or delete the tar) to rebuild one.
+# Every image is a build context with a Containerfile: the operator's is the repository's Dockerfile, FROM
+# debian:bookworm-slim, which debian_base makes with debootstrap; pause and busybox are FROM scratch.
+# To add an image: add its name to IMAGES, its reference to REF, and a function context_<name> DIR that
+# fills the build context DIR and prints its Containerfile's path.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../lib.sh"
@@ -16,69 +18,56 @@ declare -A REF=(
   [pause]=registry.k8s.io/pause:3.10
   [busybox]=docker.io/library/busybox:1.35
 )
-
-# The sandbox image the kubelet/containerd ask for; a static C program, as upstream's.
-image_pause() {
-  command -v gcc >/dev/null || die "gcc (and libc6-dev) needed to build the pause image"
-  gcc -static -Os -s -o "$1/pause" "$HERE/pause.c"
-  MKIMAGE_ARGS=(--entrypoint '["/pause"]')
-}
-
-# busybox from Debian's busybox-static .deb (downloaded, not installed: the host's busybox stays as it is).
-image_busybox() {
-  local rootfs=$1 work=$2 tag=${REF[busybox]##*:} deb version
-  (cd "$work" && apt-get download busybox-static >/dev/null 2>&1) ||
-    { apt-get update -qq >&2 && (cd "$work" && apt-get download busybox-static >/dev/null); } ||
-    die "cannot download Debian's busybox-static package"
-  deb=$(ls "$work"/busybox-static_*.deb)
-  version=$(dpkg-deb -f "$deb" Version)
-  case "$version" in *:"$tag".*|"$tag".*) ;; *) die "busybox-static is $version, but the image is tagged $tag";; esac
-  dpkg-deb -x "$deb" "$work/deb"
-  mkdir -p "$rootfs"/{bin,tmp,etc,proc,sys,dev,root}
-  cp "$work/deb/bin/busybox" "$rootfs/bin/busybox"
-  local c
-  for c in $("$rootfs/bin/busybox" --list); do [ "$c" = busybox ] || ln -s busybox "$rootfs/bin/$c"; done
-  echo 'root:x:0:0:root:/root:/bin/sh' > "$rootfs/etc/passwd"
-  echo 'root:x:0:' > "$rootfs/etc/group"
-  chmod 1777 "$rootfs/tmp"
-  MKIMAGE_ARGS=(--cmd '["sh"]')
-}
-
-# The operator: the same image contents as the repository's Dockerfile, built without Docker. Debian
-# $OPERATOR_SUITE (minbase) with Debian's python3, a venv at /opt/colonies-operator holding the project's wheel
-# and its dependencies from PyPI (no pip left in it), user colonies (uid $OPERATOR_UID). The tag is the
-# package version plus a hash of the sources and of this recipe, so it changes when either does.
-# OPERATOR_IMAGE_SOURCES: build from another checkout of the repository (default: this one).
 REPO_DIR="${OPERATOR_IMAGE_SOURCES:-$(cd "$HERE/../.." && pwd)}"
-OPERATOR_SUITE="${OPERATOR_IMAGE_SUITE:-bookworm}"
-OPERATOR_UID=10001
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+BASE_REF=docker.io/library/debian:bookworm-slim
+OUT_DIR="$CACHE_DIR/images"
+BUILDAH_DIR="$CACHE_DIR/buildah"
+# overlay where the kernel has overlayfs (layers are diffs), else vfs (a full copy per layer: slower, larger).
+BUILDAH_DRIVER="${COLONIES_OPERATOR_BUILDAH_DRIVER:-$(grep -qw overlay /proc/filesystems && echo overlay || echo vfs)}"
+export BUILDAH_ISOLATION=chroot
 
-# stage_operator_sources DIR: copies what goes into the wheel (no caches, no build leftovers).
-stage_operator_sources() {
-  mkdir -p "$1"
-  (cd "$REPO_DIR" && tar -cf - --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
-    pyproject.toml README.md operator) | tar -xf - -C "$1"
+# buildah on a store of its own in the cache (the host's /var/lib/containers is left alone).
+bah() {
+  buildah --root "$BUILDAH_DIR/storage-$BUILDAH_DRIVER" --runroot "$BUILDAH_DIR/run-$BUILDAH_DRIVER" \
+    --storage-driver "$BUILDAH_DRIVER" "$@"
 }
 
-# sources_hash DIR: 12 hex digits over the staged sources' paths and contents.
-sources_hash() {
-  (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
+# apt_install PACKAGE COMMAND: installs PACKAGE with apt-get unless COMMAND exists.
+apt_install() {
+  command -v "$2" >/dev/null && return 0
+  step "installing $1 with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2 ||
+    { apt-get update -qq >&2 &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2; } ||
+    die "cannot install $1"
 }
 
-# Sets OPERATOR_SOURCES_HASH and REF[operator] (cheap: hashes a copy of a few dozen files).
-set_operator_ref() {
-  local version stage hash
-  version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$REPO_DIR/operator/colonies_operator/__init__.py")
-  [ -n "$version" ] || die "no __version__ in operator/colonies_operator/__init__.py"
-  stage=$(mktemp -d)
-  stage_operator_sources "$stage"
-  OPERATOR_SOURCES_HASH=$(sources_hash "$stage")
-  rm -rf "$stage"
-  hash=$({ echo "$OPERATOR_SOURCES_HASH $OPERATOR_SUITE $OPERATOR_UID"; declare -f operator_base image_operator; } |
-    sha256sum | cut -c1-12)
-  REF[operator]="localhost/colonies-operator:$version-$hash"
+# hash_files DIR PATH...: 12 hex digits over the paths and contents of the files under DIR/PATH...
+hash_files() {
+  local dir=$1; shift
+  (cd "$dir" && find "$@" -type f -not -name '*.pyc' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
+    -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
+}
+
+# ---- the Debian base ---------------------------------------------------------------------------------------
+
+# The date of the Debian archive as the mirrors serve it now (YYYYMMDD): the newest Date of the Release files
+# of bookworm, bookworm-updates and bookworm-security. The base is rebuilt when it moves.
+debian_snapshot_date() {
+  python3 - "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR" <<'PY'
+import email.utils, sys, urllib.request
+mirror, security = sys.argv[1:]
+dates = []
+for url in (f"{mirror}/dists/bookworm/InRelease", f"{mirror}/dists/bookworm-updates/InRelease",
+            f"{security}/dists/bookworm-security/InRelease"):
+    with urllib.request.urlopen(url, timeout=20) as response:
+        head = response.read(4096).decode("utf-8", "replace")
+    dates += [email.utils.parsedate_to_datetime(line[5:].strip()) for line in head.splitlines()
+              if line.startswith("Date:")][:1]
+print(max(dates).strftime("%Y%m%d"))
+PY
 }
 
 # in_root ROOTFS CMD...: runs CMD chrooted, with a clean environment (none of this host's settings leak in).
@@ -88,124 +77,220 @@ in_root() {
     chroot "$root" "$@"
 }
 
-# logged LOG CMD...: runs CMD with its output appended to LOG.
-logged() { local log=$1; shift; "$@" >>"$log" 2>&1; }
+# debootstrap_slim DIR LOG: Debian bookworm minbase with its updates, trimmed as the official slim image is
+# (no docs but copyright files, no man pages or locales, apt keeps no lists or caches).
+debootstrap_slim() {
+  local root=$1 log=$2
+  apt_install debootstrap debootstrap
+  with_progress debootstrap debootstrap --variant=minbase bookworm "$root" "$DEBIAN_MIRROR" >>"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; die "debootstrap failed (log: $log)"; }
+  rm -f "$root/etc/apt/sources.list"
+  cat > "$root/etc/apt/sources.list.d/debian.sources" <<SOURCES
+Types: deb
+URIs: $DEBIAN_MIRROR
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
-# The Debian base with python3, cached per suite: a code change only redoes the venv.
-# Delete $CACHE_DIR/images/base to pick up newer Debian security updates.
-operator_base() {
-  local base="$CACHE_DIR/images/base/debian-$OPERATOR_SUITE-python3" tmp log
-  exec 7>"$CACHE_DIR/images/.lock-base"
-  flock 7
-  if [ -f "$base/.complete" ]; then exec 7>&-; echo "$base"; return; fi
-  if ! command -v debootstrap >/dev/null; then
-    step "installing debootstrap with apt-get"
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >&2 ||
-      { apt-get update -qq >&2 && apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >&2; } ||
-      die "cannot install debootstrap"
-  fi
-  tmp="$base.tmp"; log="$CACHE_DIR/images/debootstrap-$OPERATOR_SUITE.log"
-  rm -rf "$tmp"; mkdir -p "$(dirname "$base")"
-  step "debootstrap: Debian $OPERATOR_SUITE minbase + python3 from $DEBIAN_MIRROR (once per suite; log $log)"
-  : > "$log"
-  with_progress debootstrap logged "$log" debootstrap --variant=minbase --include=python3 "$OPERATOR_SUITE" \
-    "$tmp" "$DEBIAN_MIRROR" || { tail -n 20 "$log" >&2; die "debootstrap failed (log: $log)"; }
-  step "base: security updates"
-  cat > "$tmp/etc/apt/sources.list" <<SOURCES
-deb $DEBIAN_MIRROR $OPERATOR_SUITE main
-deb $DEBIAN_MIRROR $OPERATOR_SUITE-updates main
-deb $DEBIAN_SECURITY_MIRROR $OPERATOR_SUITE-security main
+Types: deb
+URIs: $DEBIAN_SECURITY_MIRROR
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
-  cp /etc/resolv.conf "$tmp/etc/resolv.conf"
-  {
-    in_root "$tmp" apt-get update -qq &&
-      in_root "$tmp" apt-get -y -qq -o Dpkg::Options::=--force-confold dist-upgrade &&
-      in_root "$tmp" apt-get clean
-  } >>"$log" 2>&1 || { tail -n 20 "$log" >&2; die "apt-get in the base rootfs failed (log: $log)"; }
-  step "base: removing caches and docs (copyright files stay), compiling the standard library"
-  rm -rf "$tmp"/var/lib/apt/lists/* "$tmp"/var/cache/apt/* "$tmp"/var/cache/debconf/*-old "$tmp"/var/log/* \
-    "$tmp"/usr/share/man "$tmp"/usr/share/info "$tmp"/usr/share/lintian "$tmp"/usr/share/locale/* \
-    "$tmp"/etc/resolv.conf "$tmp"/etc/hostname
-  find "$tmp/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
-  find "$tmp/usr/share/doc" -mindepth 1 -type d -empty -delete
-  # The layer's mtimes are reset to 0 (mkimage.py), which would make Debian's timestamp-based .pyc files stale:
-  # with a read-only root file system Python would then recompile the standard library on every start.
-  in_root "$tmp" python3 -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /usr/lib/python3 \
-    /usr/lib/python3.11 >>"$log" 2>&1 || { tail -n 20 "$log" >&2; die "compileall failed (log: $log)"; }
-  touch "$tmp/.complete"
-  mv "$tmp" "$base"
-  exec 7>&-
-  echo "$base"
+  cat > "$root/etc/dpkg/dpkg.cfg.d/docker" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+DPKG
+  cat > "$root/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+  echo 'Acquire::Languages "none";' > "$root/etc/apt/apt.conf.d/docker-no-languages"
+  echo 'Apt::AutoRemove::SuggestsImportant "false";' > "$root/etc/apt/apt.conf.d/docker-autoremove-suggests"
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  { in_root "$root" apt-get update -qq &&
+    in_root "$root" apt-get -y -qq -o Dpkg::Options::=--force-confold dist-upgrade &&
+    in_root "$root" apt-get clean; } >>"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; die "apt-get in the base rootfs failed (log: $log)"; }
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old "$root"/var/log/* \
+    "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/lintian/* "$root"/usr/share/groff/* \
+    "$root"/etc/resolv.conf "$root"/etc/hostname "$root"/dev/* "$root"/etc/*-
+  find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+  find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
 }
 
-image_operator() {
-  local rootfs=$1 work=$2 base python buildenv wheels pipwhl pipfile
-  # Older operator images: keep the two newest (a test session may be importing one), drop the rest.
-  find "$CACHE_DIR/images" -maxdepth 1 -name 'operator-*.tar' -printf '%T@ %p\n' | sort -rn | tail -n +3 |
-    cut -d' ' -f2- | xargs -r rm -f
-  base=$(operator_base)
-  python=$(command -v python3.11 || true)
-  [ -n "$python" ] || die "python3.11 is needed to fetch wheels for the image's Python 3.11"
-  buildenv="$CACHE_DIR/images/buildenv-py311"
-  if [ ! -x "$buildenv/bin/pip" ]; then
-    step "a build virtualenv in $buildenv"
-    "$python" -m venv "$buildenv" && "$buildenv/bin/pip" install -q --upgrade pip >&2
+# debian_base: makes sure buildah's store holds $BASE_REF, debootstrapped at the current Debian snapshot date
+# (a rootfs tar cached per date in $OUT_DIR/base/, the two newest kept). Sets BASE_DATE.
+debian_base() {
+  local base_dir="$OUT_DIR/base" tar tmp log marker
+  mkdir -p "$base_dir"
+  exec 7>"$base_dir/.lock"
+  flock 7
+  if ! BASE_DATE=$(debian_snapshot_date 2>/dev/null); then
+    tar=$(ls "$base_dir"/debian-bookworm-slim-*.tar 2>/dev/null | sort | tail -n 1) ||
+      die "cannot read the Debian snapshot date from $DEBIAN_MIRROR, and no base is cached"
+    BASE_DATE=${tar##*-}; BASE_DATE=${BASE_DATE%.tar}
+    step "Debian mirror unreachable: using the cached base of $BASE_DATE"
   fi
-  stage_operator_sources "$work/src"
-  [ "$(sources_hash "$work/src")" = "$OPERATOR_SOURCES_HASH" ] ||
-    die "the sources changed while the image was being built: run again"
-  wheels="$rootfs/tmp/build/wheels"; pipwhl="$rootfs/tmp/build/pip"
-  step "copying the base rootfs"
-  cp -a "$base/." "$rootfs/"
-  rm -f "$rootfs/.complete"
-  step "wheels: the project and its dependencies (from PyPI)"
-  { "$buildenv/bin/pip" wheel --prefer-binary --wheel-dir "$wheels" "$work/src" &&
-    "$buildenv/bin/pip" download --no-deps --only-binary=:all: --dest "$pipwhl" \
-      "pip==$("$buildenv/bin/pip" --version | cut -d' ' -f2)"; } >"$work/pip.log" 2>&1 ||
-    { tail -n 30 "$work/pip.log" >&2; die "pip wheel failed"; }
-  step "venv /opt/colonies-operator"
-  in_root "$rootfs" python3 -m venv --without-pip /opt/colonies-operator
-  # pip runs from its wheel, so none is left in the image.
-  pipfile=$(cd "$pipwhl" && echo pip-*.whl)
-  in_root "$rootfs" /opt/colonies-operator/bin/python "/tmp/build/pip/$pipfile/pip" install -q --no-index \
-    --no-cache-dir --no-compile --find-links /tmp/build/wheels colonies-operator >&2
-  # Not used, and most of the image otherwise: the Kubernetes client's asyncio variant (70 MB, which
-  # kubernetes/__init__.py does not import) and the packages' own test suites. The Dockerfile does the same.
-  rm -rf "$rootfs"/opt/colonies-operator/lib/python3.*/site-packages/kubernetes/aio
-  find "$rootfs/opt/colonies-operator/lib" -depth -type d -name tests -exec rm -rf {} +
-  in_root "$rootfs" /opt/colonies-operator/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-    /opt/colonies-operator/lib >/dev/null
-  in_root "$rootfs" groupadd --gid "$OPERATOR_UID" colonies
-  in_root "$rootfs" useradd --uid "$OPERATOR_UID" --gid "$OPERATOR_UID" --no-create-home \
-    --home-dir /nonexistent --shell /usr/sbin/nologin colonies
-  step "image: $(in_root "$rootfs" /opt/colonies-operator/bin/colonies-operator --version), \
-$(in_root "$rootfs" python3 --version)"
-  rm -rf "$rootfs/tmp/build" "$rootfs"/var/log/* "$rootfs"/var/cache/debconf/*-old "$rootfs"/etc/*- \
-    "$rootfs"/dev/*
-  chmod 1777 "$rootfs/tmp"
-  MKIMAGE_ARGS=(--entrypoint '["colonies-operator"]' --cmd '["run", "--all-namespaces"]'
-    --env "PATH=/opt/colonies-operator/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    --env PYTHONDONTWRITEBYTECODE=1 --env PYTHONUNBUFFERED=1)
+  tar="$base_dir/debian-bookworm-slim-$BASE_DATE.tar"
+  if [ ! -s "$tar" ]; then
+    tmp=$(mktemp -d "$base_dir/.rootfs.XXXXXX"); log="$base_dir/debootstrap-$BASE_DATE.log"
+    step "debian:bookworm-slim from debootstrap, Debian as of $BASE_DATE (once per snapshot date; log $log)"
+    : > "$log"
+    debootstrap_slim "$tmp/rootfs" "$log"
+    tar --numeric-owner --xattrs -C "$tmp/rootfs" -cf "$tar.tmp" .
+    mv "$tar.tmp" "$tar"
+    rm -rf "$tmp"
+    ls "$base_dir"/debian-bookworm-slim-*.tar | sort | head -n -2 | xargs -r rm -f
+  fi
+  # The store's $BASE_REF is the one committed from this tar (the marker holds its image id).
+  marker="$BUILDAH_DIR/base-$BUILDAH_DRIVER-$BASE_DATE.id"
+  local id
+  id=$(bah images -q --no-trunc "$BASE_REF" 2>/dev/null || true); id=${id#sha256:}
+  if [ -z "$id" ] || [ "$(cat "$marker" 2>/dev/null)" != "$id" ]; then
+    step "committing the base rootfs of $BASE_DATE to buildah as $BASE_REF"
+    local ctr mnt
+    ctr=$(bah from -q scratch)
+    mnt=$(bah mount "$ctr")
+    tar --numeric-owner --xattrs -C "$mnt" -xf "$tar"
+    bah umount "$ctr" >/dev/null
+    bah config --cmd '["bash"]' --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
+    bah commit -q --rm --format docker --identity-label=false "$ctr" "$BASE_REF" > "$marker"
+  fi
+  exec 7>&-
 }
 
-out_dir="$CACHE_DIR/images"
-mkdir -p "$out_dir"
+# ---- the images: a build context each ----------------------------------------------------------------------
+
+# The sandbox image the kubelet/containerd ask for; a static C program, as upstream's, compiled on this host
+# (in a build stage it would need the Debian base and gcc inside it: a minute more for every fresh cluster).
+context_pause() {
+  command -v gcc >/dev/null || die "gcc (and libc6-dev) needed to build the pause image"
+  gcc -static -Os -s -o "$1/pause" "$HERE/pause.c"
+  printf 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\n' > "$1/Containerfile"
+  echo "$1/Containerfile"
+}
+
+# busybox from Debian's busybox-static .deb (downloaded, not installed: the host's busybox stays as it is).
+context_busybox() {
+  local dir=$1 tag=${REF[busybox]##*:} deb version c
+  (cd "$dir" && apt-get download busybox-static >/dev/null 2>&1) ||
+    { apt-get update -qq >&2 && (cd "$dir" && apt-get download busybox-static >/dev/null); } ||
+    die "cannot download Debian's busybox-static package"
+  deb=$(ls "$dir"/busybox-static_*.deb)
+  version=$(dpkg-deb -f "$deb" Version)
+  case "$version" in *:"$tag".*|"$tag".*) ;; *) die "busybox-static is $version, but the image is tagged $tag";; esac
+  dpkg-deb -x "$deb" "$dir/deb"
+  mkdir -p "$dir"/rootfs/{bin,tmp,etc,proc,sys,dev,root}
+  cp "$dir/deb/bin/busybox" "$dir/rootfs/bin/busybox"
+  for c in $("$dir/rootfs/bin/busybox" --list); do [ "$c" = busybox ] || ln -s busybox "$dir/rootfs/bin/$c"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$dir/rootfs/etc/passwd"
+  echo 'root:x:0:' > "$dir/rootfs/etc/group"
+  chmod 1777 "$dir/rootfs/tmp"
+  printf 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n' > "$dir/Containerfile"
+  echo "$dir/Containerfile"
+}
+
+# The operator: the repository's Dockerfile, its context the repository (.dockerignore lets in what it needs).
+context_operator() {
+  echo "$REPO_DIR/Dockerfile"
+}
+
+# What goes into each image, hashed: a new hash is a new tar (and, for the operator, a new tag).
+recipe_pause() { { declare -f context_pause; cat "$HERE/pause.c"; } | sha256sum | cut -c1-12; }
+recipe_busybox() { { declare -f context_busybox; apt-cache policy busybox-static 2>/dev/null | sed -n 2,3p; } |
+  sha256sum | cut -c1-12; }
+
+# Sets REF[operator], OPERATOR_ARGS (the build args) and OPERATOR_HASH. The tag is the package version and 12
+# hex digits over the Dockerfile, the files it copies, the build args and the Debian base's date.
+set_operator_ref() {
+  local version revision source paths=(Dockerfile .dockerignore pyproject.toml README.md requirements/runtime.txt
+    operator)
+  version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$REPO_DIR/operator/colonies_operator/__init__.py")
+  [ -n "$version" ] || die "no __version__ in operator/colonies_operator/__init__.py"
+  revision=unknown; source=""
+  if git -C "$REPO_DIR" rev-parse --git-dir >/dev/null 2>&1; then
+    revision=$(git -C "$REPO_DIR" log -1 --format=%H -- "${paths[@]}")
+    [ -z "$(git -C "$REPO_DIR" status --porcelain -- "${paths[@]}")" ] || revision="$revision-dirty"
+    source=$(git -C "$REPO_DIR" remote get-url origin 2>/dev/null || true)
+    [[ $source == https://* ]] || source=""
+  fi
+  OPERATOR_ARGS=(--build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "SOURCE=$source")
+  OPERATOR_HASH=$({ hash_files "$REPO_DIR" "${paths[@]}"; echo "${OPERATOR_ARGS[*]} $BASE_DATE"; } |
+    sha256sum | cut -c1-12)
+  REF[operator]="localhost/colonies-operator:$version-$OPERATOR_HASH"
+}
+
+mkdir -p "$OUT_DIR" "$BUILDAH_DIR"
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${DEFAULT_IMAGES[@]}")
-[[ " ${names[*]} " != *" operator "* ]] || set_operator_ref
 for name in "${names[@]}"; do
-  ref=${REF[$name]:-}; [ -n "$ref" ] || die "unknown image '$name' (known: ${IMAGES[*]})"
-  tar="$out_dir/$name-${ref##*:}.tar"
+  [[ " ${IMAGES[*]} " == *" $name "* ]] || die "unknown image '$name' (known: ${IMAGES[*]})"
+done
+apt_install buildah buildah
+# The layers kept for rebuilds grow with every code change: past 4 GiB, the store starts afresh (the base is
+# committed again from its tar, in seconds). Builds hold the store's lock shared, emptying it exclusive.
+exec 6>"$BUILDAH_DIR/.lock"
+if [ "$(du -sm "$BUILDAH_DIR" | cut -f1)" -gt 4096 ]; then
+  flock -x 6
+  if [ "$(du -sm "$BUILDAH_DIR" | cut -f1)" -gt 4096 ]; then
+    step "buildah's store is over 4 GiB: emptying it"
+    bah rmi --all --force >/dev/null 2>&1 || true
+    rm -f "$BUILDAH_DIR"/base-*.id
+  fi
+fi
+flock -s 6
+if [[ " ${names[*]} " == *" operator "* ]]; then
+  debian_base
+  set_operator_ref
+fi
+for name in "${names[@]}"; do
+  ref=${REF[$name]}
+  # <prefix>-<tag>[-<recipe hash>].tar; "colonies-operator", not "operator", which older checkouts' build.sh
+  # prunes in the same cache.
+  case $name in
+    operator) prefix=colonies-operator; tar="$OUT_DIR/$prefix-${ref##*:}.tar" ;;
+    *) prefix=$name; tar="$OUT_DIR/$name-${ref##*:}-$("recipe_$name").tar" ;;
+  esac
   # One builder per image at a time (two test sessions may ask for the same new tag).
-  exec 8>"$out_dir/.lock-$name"
+  exec 8>"$OUT_DIR/.lock-$name"
   flock 8
   if [ ! -s "$tar" ]; then
-    step "building image $ref"
-    work=$(mktemp -d "$out_dir/.build-$name.XXXXXX")
+    step "building image $ref with buildah"
+    work=$(mktemp -d "$OUT_DIR/.build-$name.XXXXXX")
     trap 'rm -rf "$work"' EXIT
-    mkdir -p "$work/rootfs"
-    MKIMAGE_ARGS=()
-    "image_$name" "$work/rootfs" "$work"
-    python3 "$HERE/mkimage.py" "$tar" "$ref" "$work/rootfs" "${MKIMAGE_ARGS[@]}"
+    containerfile=$("context_$name" "$work")
+    context=$(dirname "$containerfile")
+    args=()
+    if [ "$name" = operator ]; then
+      args=("${OPERATOR_ARGS[@]}" --layers)
+      # This host's CA bundle, for pip in RUN steps (see the Dockerfile): PyPI may be behind a TLS proxy here.
+      bundle=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+      [ ! -s "$bundle" ] || args+=(--secret "id=ca-bundle,src=$bundle")
+    fi
+    start=$SECONDS
+    with_progress "buildah bud $name" bah bud --quiet --pull=never --format docker --identity-label=false \
+      "${args[@]}" -f "$containerfile" -t "$ref" "$context" >"$work/build.log" 2>&1 ||
+      { tail -n 40 "$work/build.log" >&2; die "buildah bud failed for $ref"; }
+    bah push -q "$ref" "docker-archive:$work/image.tar:$ref" >&2
+    mv "$work/image.tar" "$tar"
+    step "$ref built in $((SECONDS - start))s: $(du -m "$tar" | cut -f1) MiB"
+    # The tar is the cache; older tars of this image go (the operator's two newest stay: a test session may be
+    # importing one), and so do the store's images but the base and the layers a rebuild reuses.
+    find "$OUT_DIR" -maxdepth 1 -name "$prefix-*-????????????.tar" -not -name "$(basename "$tar")" \
+      -printf '%T@ %p\n' | sort -rn | tail -n +"$([ "$name" = operator ] && echo 2 || echo 1)" | cut -d' ' -f2- |
+      xargs -r rm -f
+    bah rmi "$ref" >/dev/null 2>&1 || true
     rm -rf "$work"; trap - EXIT
   fi
   exec 8>&-

@@ -1,7 +1,8 @@
 """The chart as users run it: the operator's image in a pod, installed, upgraded and uninstalled with Helm.
 
-The image is built without Docker (hack/images/build.sh operator) and imported into the local cluster's
-containerd (hack/load-image.sh); set COLONIES_OPERATOR_IMAGE to use an image your cluster can pull instead.
+The image is built from the repository's Dockerfile with buildah (hack/images/build.sh operator) and imported into
+the local cluster's containerd (hack/load-image.sh); set COLONIES_OPERATOR_IMAGE to use an image your cluster can pull
+instead. tests/packaging/test_image.py checks the same image's config.
 """
 
 from __future__ import annotations
