@@ -318,3 +318,13 @@ def test_fs_in_a_spec_survives_the_server_and_is_detected(colony):
     plain = colony.client.get_process(colony.client.submit(spec_for(colony), colony.user_prvkey).processid,
                                       colony.user_prvkey)
     assert not plain.spec.uses_fs
+
+
+def test_the_execute_documentation_reads_back_as_up_to_date(colony):
+    from colonies_operator.functions import function_doc, sync_plan
+
+    name, prvkey = colony.new_executor()
+    doc = function_doc("execute")
+    colony.client.add_function(colony.name, name, "test-executor", doc.funcname, prvkey, description=doc.description,
+                               args=doc.args)
+    assert sync_plan(colony.client.get_functions(colony.name, name, prvkey), ["execute"], "test-executor").empty
