@@ -108,14 +108,18 @@ class ColoniesServer:
         self.cleanup_interval_seconds = cleanup_interval_seconds
         self.use_namespace = (os.geteuid() == 0) if use_namespace is None else use_namespace
         self.persistent = state_dir is not None
+        self.state_dir = state_dir
         state: dict = {}
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.workdir = state_dir
             state = self._load_state()
+        # The data lives where the postgres user can reach it (as root, PostgreSQL runs as postgres, and a home
+        # directory is usually closed to it); a persistent server's keys stay in state_dir.
+        if state.get("workdir") and Path(state["workdir"]).is_dir():
+            self.workdir = Path(state["workdir"])
         else:
-            self.workdir = Path(tempfile.mkdtemp(prefix="colonies-test-"))
-        self.workdir.chmod(0o700 if self.persistent and os.geteuid() != 0 else 0o755)
+            self.workdir = Path(tempfile.mkdtemp(prefix="colonies-dev-" if self.persistent else "colonies-test-"))
+        self.workdir.chmod(0o755)
         self.server_prvkey = state.get("server_prvkey") or crypto.generate_prvkey()
         self.log_path = self.workdir / "colonies.log"
         self.netns: str | None = None
@@ -141,7 +145,8 @@ class ColoniesServer:
 
     @property
     def _state_path(self) -> Path:
-        return self.workdir / "server.json"
+        assert self.state_dir is not None
+        return self.state_dir / "server.json"
 
     def _load_state(self) -> dict:
         try:
@@ -151,7 +156,7 @@ class ColoniesServer:
 
     def _save_state(self, **extra) -> None:
         state = dict(self._load_state(), server_prvkey=self.server_prvkey, port=self.port, db_port=self.db_port,
-                     etcd_ports=list(self.etcd_ports), **extra)
+                     etcd_ports=list(self.etcd_ports), workdir=str(self.workdir), **extra)
         if self.netns:
             state["netns_index"] = int(self.netns.rsplit("-", 1)[1])
         fd = os.open(self._state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -340,6 +345,8 @@ class ColoniesServer:
             subprocess.run(["ip", "netns", "del", self.netns], stderr=subprocess.DEVNULL)
             self.netns = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.persistent and self.state_dir is not None:
+            self._state_path.unlink(missing_ok=True)
 
     # -- colonies and users ------------------------------------------------------------------------------
 
