@@ -189,7 +189,7 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
                              "use at most 63 letters, digits, '-', '_' or '.'")
     if gpu_name and gpu_models is not None and gpu_name not in gpu_models:
         have = (f"its GPU models are {', '.join(repr(m) for m in sorted(gpu_models))}" if gpu_models
-                else "it has no GPUs")
+                else "no node with GPUs has a model")
         raise InvalidProcess(f"conditions.gpu.name {gpu_name!r}: no node of this cluster has that GPU model "
                              f"({have}, per node label {config.gpu.node_label}); ask for one of those, or "
                              "submit to an executor that has it")

@@ -206,7 +206,7 @@ def test_a_gpu_model_the_cluster_lacks_is_refused_naming_the_models_it_has():
     with pytest.raises(InvalidProcess, match=r"no node of this cluster has that GPU model \(its GPU models are "
                                              r"'a100', 't4', per node label nvidia.com/gpu.product\)"):
         plan_job(p, config(), gpu_models={"t4", "a100"})
-    with pytest.raises(InvalidProcess, match="it has no GPUs"):
+    with pytest.raises(InvalidProcess, match="no node with GPUs has a model, per node label"):
         plan_job(p, config(), gpu_models=set())
     assert plan_job(p, config(), gpu_models={"h100"}).gpu_name == "h100"
     assert plan_job(p, config()).gpu_name == "h100"  # models unknown: not checked here
