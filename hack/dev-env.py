@@ -135,6 +135,10 @@ def up() -> int:
     server = ColoniesServer(state_dir=STATE_DIR).start()
     keys = colony_keys(server)
     step(f"Colonies server at {server.client.url}, colony {COLONY}, user {USER}")
+    phase = run(*kubectl, "get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "jsonpath={.status.phase}")
+    if phase == "Terminating":
+        step(f"waiting for namespace {NAMESPACE} to finish terminating (an earlier make down)")
+        run(*kubectl, "wait", "--for=delete", f"namespace/{NAMESPACE}", "--timeout=180s")
     step(f"helm upgrade --install {RELEASE} charts/colonies-operator --namespace {NAMESPACE} (image {image})")
     repository, tag = image.rsplit(":", 1)
     run(*helm, "upgrade", "--install", RELEASE, str(REPO / "charts/colonies-operator"), "--namespace", NAMESPACE,
@@ -173,8 +177,14 @@ def down() -> int:
     if kubeconfig:
         kubectl = ("kubectl", "--kubeconfig", kubeconfig)
         step(f"deleting the ColoniesExecutor {RESOURCE} (its executor leaves the colony), then helm uninstall")
-        run(*kubectl, "-n", NAMESPACE, "delete", "coloniesexecutor", RESOURCE, "--ignore-not-found", "--timeout=60s",
-            check=False)
+        deleted = subprocess.run([*kubectl, "-n", NAMESPACE, "delete", "coloniesexecutor", RESOURCE,
+                                  "--ignore-not-found", "--timeout=60s"], capture_output=True, text=True)
+        if deleted.returncode != 0:
+            # The operator could not hand the work back (Colonies unreachable?): the finalizer would keep the
+            # namespace forever once the operator is gone, and the server goes away below anyway.
+            step("the operator did not finish the deletion in 60s; removing its finalizer")
+            run(*kubectl, "-n", NAMESPACE, "patch", "coloniesexecutor", RESOURCE, "--type", "merge", "-p",
+                '{"metadata":{"finalizers":null}}', check=False)
         helm = (script("build-helm.sh"), "--kubeconfig", kubeconfig)
         run(*helm, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
         run(*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false", check=False)

@@ -194,11 +194,14 @@ class ColoniesServer:
 
             def free(i: int) -> bool:
                 return (not any(n.endswith(f"-{i}") for n in existing) and f" cot{i}h" not in links
-                        and f" 10.89.{i}.1/" not in addresses)
+                        and f" cod{i}h" not in links and f" 10.89.{i}.1/" not in addresses)
             if index is None or not free(index):
-                index = next(i for i in range(1, 250) if free(i))
+                # Persistent servers count down from the top, out of the way of test servers.
+                candidates = range(249, 0, -1) if self.persistent else range(1, 250)
+                index = next(i for i in candidates if free(i))
         self.netns = f"{prefix}-{index}"
-        host_if, ns_if = f"cot{index}h", f"cot{index}n"
+        link = "cod" if self.persistent else "cot"  # dev links are never taken for an abandoned test server's
+        host_if, ns_if = f"{link}{index}h", f"{link}{index}n"
         self.host_address, self.namespace_address = f"10.89.{index}.1", f"10.89.{index}.2"
         self._host_if = host_if
         if self.netns in existing:
@@ -228,6 +231,20 @@ class ColoniesServer:
         if self.persistent and self.client.health():
             self._db_started = True
             return self
+        if self.persistent:
+            self._stop_recorded_server()  # running but unreachable, if at all
+            if self.netns and subprocess.run(["ip", "link", "show", self._host_if], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL).returncode != 0:
+                # The namespace lost its link to this host: set it up again (its database is stopped first).
+                if self._database_running():
+                    _run(self._in_namespace(self._as_postgres([f"{_postgres_bindir()}/pg_ctl", "-D",
+                                                               str(self.workdir / "pgdata"), "-m", "fast", "-w",
+                                                               "stop"])))
+                subprocess.run(["ip", "netns", "del", self.netns], stderr=subprocess.DEVNULL)
+                self._create_namespace(int(self.netns.rsplit("-", 1)[1]))
+                self.host = self.namespace_address
+                self.client = ColoniesClient(self.host, self.port)
+                self._save_state()
         if not self._db_started:
             self._start_database()
         self._start_server(initdb=not (self.workdir / "etcd").exists())
