@@ -128,16 +128,18 @@ def hardware_from_nodes(nodes: list[dict[str, Any]], *, gpu_resource: str = DEFA
 
 
 def software_from_nodes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The operator itself, and the kubelet versions of the nodes."""
+    """The operator itself, and the kubelet versions of the nodes (pass those a Job could run on)."""
     kubelets = sorted({((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "") for n in nodes} - {""})
     return [{"name": "colonies-operator", "type": "kubernetes-operator", "version": __version__}] + \
         [{"name": "kubernetes", "type": "kubelet", "version": version} for version in kubelets]
 
 
 def capabilities_from_nodes(nodes: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-    """The executor's capabilities: {"hardware": hardware_from_nodes(...), "software": software_from_nodes(...)}.
-    kwargs: those of hardware_from_nodes."""
-    return {"hardware": hardware_from_nodes(nodes, **kwargs), "software": software_from_nodes(nodes)}
+    """The executor's capabilities: {"hardware": hardware_from_nodes(...), "software": software_from_nodes(...)},
+    both of the nodes a Job could run on. kwargs: those of hardware_from_nodes."""
+    tolerations = list(kwargs.get("tolerations") or ())
+    usable = [n for n in nodes if schedulable(n, kwargs.get("node_selector"), tolerations)]
+    return {"hardware": hardware_from_nodes(usable, **kwargs), "software": software_from_nodes(usable)}
 
 
 def capabilities_for(nodes: list[dict[str, Any]], config: Any) -> dict[str, Any]:

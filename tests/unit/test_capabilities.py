@@ -97,7 +97,9 @@ def test_the_executors_gpu_resource_and_label_and_job_placement_are_used():
     assert [h["gpu"] for h in capabilities["hardware"]] == [{"name": "MI300X", "mem": "", "count": 8, "nodecount": 8}]
 
 
-def test_software_names_the_operator_and_the_kubelet_versions():
-    software = capabilities_from_nodes([node("a"), node("b", kubelet="v1.33.5")])["software"]
+def test_software_names_the_operator_and_the_kubelet_versions_of_usable_nodes():
+    fake = node("kwok", kubelet="kwok-0.8.0", taints=[{"key": "kwok.x-k8s.io/node", "value": "fake",
+                                                        "effect": "NoSchedule"}])
+    software = capabilities_from_nodes([node("a"), node("b", kubelet="v1.33.5"), fake])["software"]
     assert software[0]["name"] == "colonies-operator" and software[0]["version"]
     assert [s["version"] for s in software[1:]] == ["v1.33.5", "v1.34.1"]
