@@ -13,10 +13,8 @@ from typing import Any, Iterable
 from .colonies.models import Function
 
 EXECUTE_DESCRIPTION = (
-    "Runs a container as a Kubernetes Job: kwargs docker-image is the image, cmd a shell command line (sh -c), "
-    "args its positional parameters (\"$@\"); {processid} becomes the process id. Exit code 0 closes the "
-    "process as successful; what the container writes to /dev/termination-log (a JSON list, or text) is its "
-    "output. In a workflow, the parents' outputs are in $COLONIES_PROCESS_INPUT (a JSON list)."
+    "Runs docker-image as a Kubernetes Job: cmd via sh -c, args as \"$@\"; output: what it writes to "
+    "/dev/termination-log (a JSON list or text); a workflow step's input: $COLONIES_PROCESS_INPUT"
 )
 
 EXECUTE_ARGS: tuple[dict[str, Any], ...] = (
