@@ -1,9 +1,10 @@
-# The two entry points are `make demo` and `make test`; both set up everything they need.
+# The two entry points are `make demo` and `make test`; both set up everything they need. `make up` and
+# `make down` start and remove the ColonyOS tutorial's dev environment on the local cluster.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test demo deps venv lock colonies unit lint clean
+.PHONY: test demo up down deps venv lock colonies unit lint clean
 
 test: deps venv colonies
 	$(VENV)/bin/lint-imports --no-cache
@@ -14,6 +15,12 @@ unit: venv
 
 demo: deps venv colonies
 	PATH="$$(hack/build-k8s.sh):$$PATH" $(PYTHON) hack/demo.py
+
+up: deps venv colonies
+	PATH="$$(hack/build-k8s.sh):$$PATH" $(PYTHON) hack/dev-env.py up
+
+down: venv
+	PATH="$$(hack/build-k8s.sh):$$PATH" $(PYTHON) hack/dev-env.py down
 
 deps:
 	@hack/install-deps.sh

@@ -80,6 +80,8 @@ class AssignLoop:
                 if runtime.condition_ok(PAUSED):
                     log.info("executor %s/%s: colony %s has paused assignments", runtime.namespace, runtime.name,
                              config.colony_name)
+                    await identity.log(f"colonies-operator: colony {config.colony_name} has paused assignments: "
+                                       "waiting for the resume")
                 runtime.set_condition(PAUSED, False, "Paused", f"colony {config.colony_name} has paused assignments "
                           f"({err.message}); resuming by itself when they resume")
                 await runtime.report()
@@ -104,5 +106,6 @@ class AssignLoop:
             unreachable_delay = 1.0
             if not runtime.condition_ok(PAUSED):
                 log.info("executor %s/%s: colony %s assigns again", runtime.namespace, runtime.name, config.colony_name)
+                await identity.log(f"colonies-operator: colony {config.colony_name} assigns again")
                 runtime.set_condition(PAUSED, True, "Assigning", "the colony's assignments are not paused")
                 await runtime.report()

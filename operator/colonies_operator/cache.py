@@ -31,6 +31,12 @@ KINDS = {
 }
 
 
+# Cluster-scoped kinds, watched once for the whole operator (not per namespace).
+CLUSTER_KINDS = {
+    "nodes": ("/api/v1/nodes", "", ""),
+}
+
+
 def job_of_pod(pod: dict[str, Any]) -> str:
     labels = (pod.get("metadata") or {}).get("labels") or {}
     for key in JOB_NAME_LABELS:
@@ -44,7 +50,7 @@ class Reflector:
 
     def __init__(self, api: KubeApi, namespace: str, kind: str, listener: Listener) -> None:
         self.api, self.namespace, self.kind = api, namespace, kind
-        path, self.label_selector, self.field_selector = KINDS[kind]
+        path, self.label_selector, self.field_selector = KINDS.get(kind) or CLUSTER_KINDS[kind]
         self.path = path.format(ns=namespace)
         self.objects: dict[str, dict[str, Any]] = {}
         self.synced = False
@@ -93,7 +99,8 @@ class Reflector:
 
     def _synced(self) -> None:
         if self._logged_problem is not None:
-            log.info("view of %s in namespace %s is synced again", self.kind, self.namespace)
+            log.info("view of %s%s is synced again", self.kind,
+                     f" in namespace {self.namespace}" if self.namespace else "")
         self.synced, self.problem, self._logged_problem = True, None, None
         self.synced_event.set()
         pending, self._on_synced = self._on_synced, []
@@ -102,7 +109,8 @@ class Reflector:
 
     def _unsynced(self, err: KubeError) -> None:
         if str(err) != self._logged_problem:  # once per distinct problem, not per retry
-            log.warning("view of %s in namespace %s is not synced: %s", self.kind, self.namespace, err)
+            log.warning("view of %s%s is not synced: %s", self.kind,
+                        f" in namespace {self.namespace}" if self.namespace else "", err)
             self._logged_problem = str(err)
         self.synced = False
         self.synced_event.clear()
@@ -130,12 +138,48 @@ class Reflector:
             self._listener(self.kind, obj, obj)
 
 
-class ClusterView:
-    """The reflectors of every namespace some executor needs, reference-counted, and the routing of their
-    events to the executor that owns each Job (by the executor-id label)."""
+class NodeView:
+    """The cluster's Nodes, for the executors' capabilities: one reflector, started when the first executor
+    subscribes. Subscribers are called (without arguments) after every change; `nodes()` is None until the view
+    is synced (e.g. while the operator may not read Nodes)."""
 
     def __init__(self, api: KubeApi) -> None:
         self.api = api
+        self._reflector: Reflector | None = None
+        self._subscribers: dict[str, Callable[[], None]] = {}
+
+    def subscribe(self, key: str, callback: Callable[[], None]) -> None:
+        self._subscribers[key] = callback
+        if self._reflector is None:
+            self._reflector = Reflector(self.api, "", "nodes", lambda kind, obj, last: self._changed())
+            self._reflector.start()
+        elif self._reflector.synced:
+            callback()
+
+    def unsubscribe(self, key: str) -> None:
+        self._subscribers.pop(key, None)
+
+    def nodes(self) -> list[dict[str, Any]] | None:
+        reflector = self._reflector
+        return list(reflector.objects.values()) if reflector is not None and reflector.synced else None
+
+    def _changed(self) -> None:
+        for callback in list(self._subscribers.values()):
+            callback()
+
+    async def close(self) -> None:
+        if self._reflector is not None:
+            await self._reflector.stop()
+            self._reflector = None
+
+
+class ClusterView:
+    """The reflectors of every namespace some executor needs, reference-counted, and the routing of their
+    events to the executor that owns each Job (by the executor-id label). `nodes` is the view of the Nodes."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self.nodes = NodeView(api)
         self._reflectors: dict[tuple[str, str], Reflector] = {}
         self._users: dict[str, int] = {}
         self._subscribers: dict[str, Callable[[str, str, dict[str, Any] | None, dict[str, Any]], None]] = {}
@@ -174,6 +218,7 @@ class ClusterView:
         for namespace in list(self._users):
             self._users[namespace] = 1
             await self.release(namespace)
+        await self.nodes.close()
 
     def synced(self, namespace: str) -> bool:
         return all(self._reflectors.get((namespace, kind)) is not None and self._reflectors[(namespace, kind)].synced

@@ -85,6 +85,7 @@ class ExecutorConfig:
     gpu: GpuConfig
     max_concurrent_processes: int = 10
     assign_timeout_seconds: int = 10
+    location_name: str = ""  # the executor's Colonies location: it gets processes for this location, or for none
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
@@ -147,6 +148,9 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str) -> Exec
     if not all(isinstance(s, str) for s in pull_secrets):
         raise InvalidSpec("spec.jobs.imagePullSecrets is a list of Secret names")
     gpu = spec.get("gpu") or {}
+    location = spec.get("locationName") or ""
+    if not isinstance(location, str) or location != location.strip() or "\x00" in location:
+        raise InvalidSpec(f"spec.locationName must be a location name without surrounding spaces, not {location!r}")
 
     return ExecutorConfig(
         resource_namespace=namespace,
@@ -180,6 +184,7 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str) -> Exec
                       node_label=gpu.get("nodeLabel") or DEFAULT_GPU_NODE_LABEL),
         max_concurrent_processes=_positive(spec.get("maxConcurrentProcesses"), "spec.maxConcurrentProcesses", 10),
         assign_timeout_seconds=_positive(spec.get("assignTimeoutSeconds"), "spec.assignTimeoutSeconds", 10),
+        location_name=location,
     )
 
 

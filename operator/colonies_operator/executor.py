@@ -15,6 +15,7 @@ from typing import Any
 
 from . import metrics
 from .cache import ClusterView
+from .capabilities import capabilities_for, gpu_models
 from .colonies import ColoniesError, Process, ProcessState
 from .config import ExecutorConfig, InvalidSpec, config_from_spec
 from .decide import ProcessView
@@ -61,6 +62,11 @@ class ExecutorRuntime:
         self._scanner: asyncio.Task | None = None
         self._adopted = False
         self._namespace_in_use: str | None = None
+        self._nodes_changed = asyncio.Event()
+        self._capabilities_task: asyncio.Task | None = None
+        self._capabilities_sent: dict[str, Any] | None = None
+        self._at_cap = False
+        self._log_tasks: set[asyncio.Task] = set()
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -103,6 +109,11 @@ class ExecutorRuntime:
             self._scanner.cancel()
             await asyncio.gather(self._scanner, return_exceptions=True)
             self._scanner = None
+        self.view.nodes.unsubscribe(self._subscriber_key)
+        if self._capabilities_task:
+            self._capabilities_task.cancel()
+            await asyncio.gather(self._capabilities_task, return_exceptions=True)
+            self._capabilities_task = None
         await self.reconciler.stop()
         if self._namespace_in_use:
             await self.view.release(self._namespace_in_use)
@@ -137,8 +148,15 @@ class ExecutorRuntime:
             raise Problem(REGISTERED, "InvalidSpec", str(err)) from None
         client = await colonies_client_for(self.kube, config)
         await connect(client, config)
-        identity = await register(self.kube, client, config, self.uid)
+        self.view.nodes.subscribe(self._subscriber_key, self._nodes_changed.set)
+        capabilities = self._capabilities(config)
+        identity = await register(self.kube, client, config, self.uid, capabilities)
         self.config, self.identity = config, identity
+        self._capabilities_sent = capabilities
+        if self._capabilities_task is None or self._capabilities_task.done():
+            self._capabilities_task = asyncio.create_task(self._refresh_capabilities(),
+                                                          name=f"capabilities-{self.namespace}-{self.name}")
+        self._nodes_changed.set()  # a spec change (GPU label, node selector) may change them
         self.set_condition(REGISTERED, True, "Registered", f"executor {config.executor_name} ({config.executor_type}) in "
                   f"colony {config.colony_name}, id {identity.executor_id[:12]}…")
         self.set_condition(REACHABLE, True, "Connected", client.url)
@@ -152,6 +170,51 @@ class ExecutorRuntime:
         if self._scanner is None or self._scanner.done():
             self._scanner = asyncio.create_task(self._scan(), name=f"scan-{self.namespace}-{self.name}")
         await AssignLoop(self, config, identity).run()
+
+    # -- capabilities and the executor's own Colonies log ---------------------------------------------------
+
+    @property
+    def _subscriber_key(self) -> str:
+        return self.uid or f"{self.namespace}/{self.name}"
+
+    def _capabilities(self, config: ExecutorConfig) -> dict[str, Any] | None:
+        """The cluster's hardware for this executor, from the view of the Nodes; None while it is not known."""
+        nodes = self.view.nodes.nodes()
+        if nodes is None:
+            return None
+        capabilities = capabilities_for(nodes, config)
+        self.reconciler.gpu_models = gpu_models(capabilities["hardware"])
+        return capabilities
+
+    async def _refresh_capabilities(self) -> None:
+        """Sends the capabilities again whenever the Nodes change them (updateexecutormsg)."""
+        while True:
+            await self._nodes_changed.wait()
+            self._nodes_changed.clear()
+            config, identity = self.config, self.identity
+            capabilities = self._capabilities(config) if config else None
+            if capabilities is None or identity is None or capabilities == self._capabilities_sent:
+                continue
+            try:
+                await identity.client.update_capabilities(config.colony_name, config.executor_name, capabilities,
+                                                          identity.prvkey)
+            except ColoniesError as err:
+                log.info("executor %s/%s: cannot update its capabilities yet (%s)", self.namespace, self.name, err)
+                await asyncio.sleep(5.0)
+                self._nodes_changed.set()
+                continue
+            self._capabilities_sent = capabilities
+            kinds = ", ".join(f"{h['nodes']}× {h['gpu']['name'] or 'no GPU'} {h['architecture']}"
+                              for h in capabilities["hardware"]) or "no schedulable node"
+            log.info("executor %s/%s: capabilities updated: %s", self.namespace, self.name, kinds)
+
+    def executor_log(self, message: str) -> None:
+        """A line in the executor's own Colonies log, sent in the background."""
+        if self.identity is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.identity.log(f"colonies-operator: {message}"))
+        self._log_tasks.add(task)
+        task.add_done_callback(self._log_tasks.discard)
 
     def _executor_label(self) -> str:
         return label_value(self.identity.executor_id) if self.identity else ""
@@ -197,6 +260,9 @@ class ExecutorRuntime:
                 self._slot_freed.set()
                 self._changed()
             return
+        if self._jobs_problem is None:
+            self.executor_log(f"Kubernetes refuses this executor's Jobs in namespace {namespace} ({err}): taking "
+                              "no work until it accepts them")
         self._jobs_problem = err
         self.set_condition(JOBS, False, _kube_reason(err), f"Kubernetes refuses this executor's Jobs: {err}; "
                   f"{_kube_hint(err, namespace)}")
@@ -205,7 +271,13 @@ class ExecutorRuntime:
     # -- what the assign loop asks of the runtime ----------------------------------------------------
 
     def has_room(self, config: ExecutorConfig) -> bool:
-        return self.reconciler.active < config.max_concurrent_processes and self._jobs_problem is None
+        at_cap = self.reconciler.active >= config.max_concurrent_processes
+        if at_cap != self._at_cap:
+            self._at_cap = at_cap
+            self.executor_log(f"at its cap of {config.max_concurrent_processes} processes "
+                              "(spec.maxConcurrentProcesses): taking no more work until one ends" if at_cap
+                              else "below its cap again: taking work")
+        return not at_cap and self._jobs_problem is None
 
     def take(self, process: Process, config: ExecutorConfig, identity: Identity) -> None:
         self.last_assignment = now_iso()
@@ -295,6 +367,8 @@ class ExecutorRuntime:
         if self.reconciler.active:
             log.info("executor %s/%s: adopted %d running processes (%d Jobs to look at in all)", self.namespace,
                      self.name, len(resumed), self.reconciler.active)
+            self.executor_log(f"adopted {len(resumed)} processes running here ({self.reconciler.active} Jobs to "
+                              "look at in all)")
 
     # -- status -------------------------------------------------------------------------------------------
 

@@ -13,6 +13,16 @@ Mapping (compatible with the official container executors' `execute` convention)
 - backoffLimit is 0: Colonies' maxretries owns retries.
 - The process output: a container may write it to /dev/termination-log (a JSON list, or text that becomes
   one string); the first container of pod 0 speaks for the process.
+- Workflows: Colonies hands a child its parents' outputs (concatenated, in the order of its parents) as the
+  process's input (`in`); the container finds it in COLONIES_PROCESS_INPUT as a JSON list ("[]" outside a
+  workflow). The official container executors pass no input, so this is the operator's own convention.
+- kwargs of the official executors: `rebuild-image` true pulls the image again (imagePullPolicy Always);
+  `debug` true asks the executor to add what it does to the process log. Kwargs the operator does not use
+  are ignored, whatever their type.
+- ColonyFS (spec.fs snapshots or synced dirs) is not supported yet: such a process fails at once, rather than
+  run without its files.
+- With the cluster's GPU models known (capabilities), a process asking for another model fails at once:
+  Colonies does not match conditions.gpu.name when it assigns, and an executor cannot hand a process back.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any
+from typing import Any, Collection
 
 from .colonies.models import Process
 from .config import ExecutorConfig
@@ -50,6 +60,9 @@ MAX_COMMAND_BYTES = 128 * 1024  # well under the API server's object size limit 
 MAX_ENV_BYTES = 256 * 1024
 # etcd stores objects up to 1.5 MiB; the whole Job (every container's command and env) stays well below.
 MAX_JOB_BYTES = 900 * 1024
+# One environment string must stay under Linux's MAX_ARG_STRLEN (128 KiB), or the container cannot start.
+MAX_INPUT_BYTES = 64 * 1024
+INPUT_ENV = "COLONIES_PROCESS_INPUT"
 _LABEL_VALUE_LIMIT = 63
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -59,7 +72,7 @@ _MEM_UNITS = {"": "", "Ki": "Ki", "KiB": "Ki", "Mi": "Mi", "MiB": "Mi", "Gi": "G
               "TiB": "Ti", "K": "k", "KB": "k", "Kb": "k", "k": "k", "M": "M", "MB": "M", "Mb": "M", "G": "G",
               "GB": "G", "Gb": "G", "T": "T", "TB": "T", "Tb": "T"}
 _RESERVED_ENV = {"COLONIES_PROCESS_ID", "COLONIES_NODE_INDEX", "COLONIES_PROCESS_INDEX", "COLONIES_NODES",
-                 "COLONIES_PROCESSES_PER_NODE"}
+                 "COLONIES_PROCESSES_PER_NODE", INPUT_ENV}
 
 
 class InvalidProcess(ValueError):
@@ -80,6 +93,9 @@ class JobPlan:
     gpus: int
     gpu_name: str
     walltime: int | None
+    input_json: str = "[]"  # the process's input (its workflow parents' outputs), as COLONIES_PROCESS_INPUT
+    image_pull_policy: str | None = None  # kwargs rebuild-image: "Always"; None: the resource's policy
+    debug: bool = False  # kwargs debug: the executor adds what it does to the process log
 
     @property
     def containers_total(self) -> int:
@@ -90,12 +106,25 @@ def _substitute(text: str, process_id: str) -> str:
     return text.replace("{processid}", process_id)
 
 
-def plan_job(process: Process, config: ExecutorConfig) -> JobPlan:
-    """Validates the process against what the operator can run. Raises InvalidProcess."""
+def _flag(value: Any) -> bool:
+    """A boolean kwarg as the official executors read it (true only for true; "true" too, as CLIs write it)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection[str] | None = None) -> JobPlan:
+    """Validates the process against what the operator can run. Raises InvalidProcess.
+
+    `gpu_models`: the GPU models of the cluster (capabilities.gpu_models); None when not known, and then
+    conditions.gpu.name is not checked here (its Job stays unschedulable, and fails after the pending timeout).
+    """
     spec = process.spec
     if spec.funcname not in config.functions:
         raise InvalidProcess(f"unsupported function {spec.funcname!r}: this executor runs "
                              f"{', '.join(repr(f) for f in config.functions)}")
+    if spec.uses_fs:
+        raise InvalidProcess("spec.fs asks for ColonyFS (snapshots or synced directories), which this executor "
+                             "does not support yet: the process would run without its files. Submit it without "
+                             "fs (fetch the files in cmd instead), or to an executor that syncs ColonyFS")
     kwargs = spec.kwargs if isinstance(spec.kwargs, dict) else {}
     image = kwargs.get("docker-image")
     if not isinstance(image, str) or not image.strip():
@@ -158,13 +187,31 @@ def plan_job(process: Process, config: ExecutorConfig) -> JobPlan:
     if gpu_name and (len(gpu_name) > _LABEL_VALUE_LIMIT or not _LABEL_VALUE.match(gpu_name)):
         raise InvalidProcess(f"conditions.gpu.name {gpu_name[:100]!r} cannot be matched against a node label: "
                              "use at most 63 letters, digits, '-', '_' or '.'")
+    if gpu_name and gpu_models is not None and gpu_name not in gpu_models:
+        have = (f"its GPU models are {', '.join(repr(m) for m in sorted(gpu_models))}" if gpu_models
+                else "no node with GPUs has a model")
+        raise InvalidProcess(f"conditions.gpu.name {gpu_name!r}: no node of this cluster has that GPU model "
+                             f"({have}, per node label {config.gpu.node_label}); ask for one of those, or "
+                             "submit to an executor that has it")
     walltime = conditions.walltime
     if not isinstance(walltime, int) or isinstance(walltime, bool) or walltime < 0:
         raise InvalidProcess(f"conditions.walltime must be a non-negative number of seconds, not {walltime!r}")
     if walltime > MAX_WALLTIME_SECONDS:
         raise InvalidProcess(f"conditions.walltime {walltime}s is more than a year; give the real limit in seconds")
+    inputs = process.inputs if isinstance(process.inputs, list) else []
+    input_json = json.dumps(inputs, separators=(",", ":"), ensure_ascii=False)
+    try:
+        input_json.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the API server takes UTF-8 only, so escape it
+        input_json = json.dumps(inputs, separators=(",", ":"))
+    if len(input_json.encode()) > MAX_INPUT_BYTES:
+        raise InvalidProcess(f"the process's input (its parents' outputs) is {len(input_json.encode()) // 1024} KiB, "
+                             f"more than the {MAX_INPUT_BYTES // 1024} KiB that {INPUT_ENV} can carry; let the "
+                             "parents output where their results are (a URL or an object key), not the results")
     return JobPlan(image=image.strip(), command=command, env=checked_env, nodes=nodes, processes_per_node=per_node,
-                   cpu=cpu, memory=memory, gpus=gpus, gpu_name=gpu_name, walltime=walltime or None)
+                   cpu=cpu, memory=memory, gpus=gpus, gpu_name=gpu_name, walltime=walltime or None,
+                   input_json=input_json, image_pull_policy="Always" if _flag(kwargs.get("rebuild-image")) else None,
+                   debug=_flag(kwargs.get("debug")))
 
 
 def _count(value: Any, what: str, limit: int) -> int:
@@ -229,6 +276,7 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
     base_env = [{"name": k, "value": v} for k, v in sorted(plan.env.items())]
     base_env += [
         {"name": "COLONIES_PROCESS_ID", "value": pid},
+        {"name": INPUT_ENV, "value": plan.input_json},
         {"name": "COLONIES_NODES", "value": str(plan.nodes)},
         {"name": "COLONIES_PROCESSES_PER_NODE", "value": str(plan.processes_per_node)},
         {"name": "COLONIES_NODE_INDEX", "valueFrom": {"fieldRef": {
@@ -239,7 +287,7 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         container: dict[str, Any] = {
             "name": "main" if plan.processes_per_node == 1 else f"proc-{index}",
             "image": plan.image,
-            "imagePullPolicy": config.jobs.image_pull_policy,
+            "imagePullPolicy": plan.image_pull_policy or config.jobs.image_pull_policy,
             "command": list(plan.command),
             "env": base_env + [{"name": "COLONIES_PROCESS_INDEX", "value": str(index)}],
             "terminationMessagePath": TERMINATION_LOG,
@@ -295,3 +343,22 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
                              f"stores ({plan.containers_total} containers, each with the command and env): pass "
                              "large inputs through a file or object store, or use fewer processes per node")
     return job
+
+
+def debug_log(plan: JobPlan, job: dict[str, Any]) -> str:
+    """With kwargs debug true: what the executor did, for the process log (the official executors' debug lines
+    start with "ColonyOS: " too)."""
+    meta, pod = job["metadata"], job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    lines = [f"Job {meta['namespace']}/{meta['name']}: {plan.nodes} pod(s) of {plan.processes_per_node} "
+             f"container(s), image {plan.image} (imagePullPolicy {container['imagePullPolicy']})",
+             f"command: {json.dumps(plan.command)}"]
+    resources = container.get("resources", {}).get("limits")
+    if resources:
+        lines.append(f"limits: {json.dumps(resources, sort_keys=True)}")
+    if pod.get("nodeSelector"):
+        lines.append(f"nodeSelector: {json.dumps(pod['nodeSelector'], sort_keys=True)}")
+    if plan.walltime:
+        lines.append(f"activeDeadlineSeconds: {plan.walltime}")
+    lines.append(f"{INPUT_ENV}: {plan.input_json[:500]}")
+    return "".join(f"ColonyOS: {line}\n" for line in lines)

@@ -216,6 +216,8 @@ class Reconciler:
         self._workers: list[asyncio.Task] = []
         self.succeeded = self.failed = 0
         self.deleting = False
+        # The cluster's GPU models (from its Nodes), once known: a process asking for another fails at once.
+        self.gpu_models: frozenset[str] | None = None
 
     # -- life --------------------------------------------------------------------------------------
 
@@ -257,10 +259,12 @@ class Reconciler:
         self._on_change()
         return attempt
 
-    @staticmethod
-    def _plan(attempt: Attempt) -> None:
+    def _plan(self, attempt: Attempt) -> None:
+        # An adopted attempt keeps its Job: the GPU models are checked only for work taken now.
+        gpu_models = None if attempt.adopted else self.gpu_models
         try:
-            attempt.plan, attempt.invalid = jobmod.plan_job(attempt.process, attempt.config), None
+            attempt.plan, attempt.invalid = jobmod.plan_job(attempt.process, attempt.config,
+                                                            gpu_models=gpu_models), None
         except jobmod.InvalidProcess as err:
             attempt.plan, attempt.invalid = None, str(err)
 
@@ -465,6 +469,12 @@ class Reconciler:
         if created is not None:
             attempt.job_direct = created
             log.info("process %s: created Job %s/%s", attempt.pid, attempt.namespace, attempt.job_name)
+            if attempt.plan.debug:  # kwargs debug: what was created, first in the process log
+                try:
+                    await attempt.identity.client.add_log(attempt.pid, jobmod.debug_log(attempt.plan, job),
+                                                          attempt.identity.prvkey)
+                except ColoniesError as err:
+                    log.info("process %s: cannot add the debug lines to its log (%s)", attempt.pid, err)
         else:
             attempt.job_direct = None  # it existed already (created before a restart); the view shows it
         return None
@@ -571,6 +581,9 @@ class Reconciler:
         else:
             self.failed += 1
             log.info("process %s failed: %s", attempt.pid, "; ".join(decision.errors)[:500])
+            refusal = attempt.invalid or attempt.job_refused
+            if refusal:  # the executor's own log says why work was refused, for those without the cluster
+                await identity.log(f"colonies-operator: refused process {attempt.pid}: {refusal}")
         self._on_change()
         return None
 

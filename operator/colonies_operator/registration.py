@@ -26,7 +26,9 @@ from .colonies import (
     crypto,
 )
 from .colonies.aio import AsyncColoniesClient
+from .colonies.client import function_payload
 from .config import ExecutorConfig, SecretKeyRef
+from .functions import sync_plan
 from .kubeapi import KubeApi
 from .names import API_VERSION, KIND, LABEL_MANAGED_BY, MANAGED_BY, OWN_KEY_FIELD, own_key_secret
 from .status import REACHABLE, REGISTERED, Problem
@@ -46,6 +48,15 @@ class Identity:
 
     def __repr__(self) -> str:  # never the key
         return f"Identity({self.executor_name} {self.executor_id[:12]}… in {self.colony})"
+
+    async def log(self, message: str) -> None:
+        """A line in the executor's own Colonies log (`colonies log get -e <executor>`), for colony members
+        without access to the cluster. Best effort: a line that cannot be sent is only logged here."""
+        try:
+            await self.client.add_executor_log(self.colony, self.executor_name, message.rstrip("\n") + "\n",
+                                               self.prvkey)
+        except ColoniesError as err:
+            log.debug("executor %s: cannot add to its Colonies log (%s): %s", self.executor_name, err, message)
 
 
 async def colonies_client_for(kube: KubeApi, config: ExecutorConfig) -> AsyncColoniesClient:
@@ -116,9 +127,11 @@ async def own_key(kube: KubeApi, namespace: str, name: str, uid: str) -> str:
     return value
 
 
-async def register(kube: KubeApi, client: AsyncColoniesClient, config: ExecutorConfig, uid: str) -> Identity:
-    """Finds the executor by its key, registers and approves it when the operator may and must, and adds the
-    functions it lacks. Raises Problem with what to fix."""
+async def register(kube: KubeApi, client: AsyncColoniesClient, config: ExecutorConfig, uid: str,
+                   capabilities: dict | None = None) -> Identity:
+    """Finds the executor by its key, registers and approves it when the operator may and must (in its
+    location, with the cluster's capabilities when known), and makes its functions' registrations exactly the
+    documented ones. Raises Problem with what to fix."""
     namespace = config.resource_namespace
     colony_prvkey = ""
     if config.executor_key:
@@ -139,6 +152,8 @@ async def register(kube: KubeApi, client: AsyncColoniesClient, config: ExecutorC
         raise _transient(err) from None
     if existing and existing.executorid != executor_id:
         existing = None
+    relocate = bool(existing and existing.state == ExecutorState.APPROVED
+                    and (existing.locationname or "").lower() != config.location_name.lower())
     if config.executor_key:
         if not existing:
             raise Problem(REGISTERED, "NotRegistered",
@@ -149,15 +164,25 @@ async def register(kube: KubeApi, client: AsyncColoniesClient, config: ExecutorC
             raise Problem(REGISTERED, "NotApproved", f"executor {config.executor_name} is "
                           f"{ExecutorState(existing.state).name}; approve it: colonies executor approve --name "
                           f"{config.executor_name}")
+        if relocate:
+            raise Problem(REGISTERED, "LocationMismatch", f"executor {config.executor_name} is in location "
+                          f"{existing.locationname or '(none)'!r}, spec.locationName says "
+                          f"{config.location_name or '(none)'!r}; Colonies sets an executor's location only when "
+                          "it is registered: register it again there, or change spec.locationName")
     else:
+        registering = not existing or existing.state in (ExecutorState.UNREGISTERED, ExecutorState.REJECTED)
         try:
-            if not existing or existing.state in (ExecutorState.UNREGISTERED, ExecutorState.REJECTED):
+            if registering or relocate:
+                # A location is set only at registration: moving re-registers, which hands the executor's
+                # running processes back to the queue.
                 await client.add_executor(Executor(executorid=executor_id, executorname=config.executor_name,
-                                                   executortype=config.executor_type, colonyname=config.colony_name),
-                                          colony_prvkey)
-                log.info("executor %s/%s: registered %s in colony %s", namespace, config.resource_name,
-                         config.executor_name, config.colony_name)
-            if not existing or existing.state != ExecutorState.APPROVED:
+                                                   executortype=config.executor_type, colonyname=config.colony_name,
+                                                   locationname=config.location_name,
+                                                   capabilities=dict(capabilities or {})), colony_prvkey)
+                log.info("executor %s/%s: registered %s in colony %s%s", namespace, config.resource_name,
+                         config.executor_name, config.colony_name,
+                         f", location {config.location_name}" if config.location_name else "")
+            if registering or relocate or existing.state != ExecutorState.APPROVED:
                 await client.approve_executor(config.colony_name, config.executor_name, colony_prvkey)
         except Forbidden as err:
             raise Problem(REGISTERED, "WrongColonyKey", f"the key in Secret {config.colony_key.name} is not the "
@@ -168,15 +193,28 @@ async def register(kube: KubeApi, client: AsyncColoniesClient, config: ExecutorC
         except ColoniesError as err:
             raise _transient(err) from None
     try:
-        registered = {f.funcname for f in await client.get_functions(config.colony_name, config.executor_name,
-                                                                      prvkey)}
-        for funcname in config.functions:
-            if funcname not in registered:  # addfunction is not idempotent in Colonies: add only what lacks
-                await client.add_function({"colonyname": config.colony_name, "executorname": config.executor_name,
-                                           "executortype": config.executor_type, "funcname": funcname}, prvkey)
+        # addfunction is not idempotent in Colonies: keep exactly one up-to-date, documented row per function.
+        plan = sync_plan(await client.get_functions(config.colony_name, config.executor_name, prvkey),
+                         config.functions, config.executor_type)
+        for functionid in plan.remove:
+            await client.remove_function(functionid, prvkey)
+        for doc in plan.add:
+            fun = function_payload(config.colony_name, config.executor_name, config.executor_type, doc.funcname,
+                                   description=doc.description, args=doc.args)["fun"]
+            await client.add_function(fun, prvkey)
+        if capabilities is not None:
+            await client.update_capabilities(config.colony_name, config.executor_name, capabilities, prvkey)
     except ColoniesError as err:
         raise _transient(err) from None
-    return Identity(client, prvkey, executor_id, config.colony_name, config.executor_name)
+    identity = Identity(client, prvkey, executor_id, config.colony_name, config.executor_name)
+    where = f" in location {config.location_name}" if config.location_name else ""
+    if existing and not relocate and existing.state != ExecutorState.UNREGISTERED:
+        await identity.log(f"colonies-operator: executor {config.executor_name} found again by its key "
+                           f"(ColoniesExecutor {namespace}/{config.resource_name}){where}: carrying on its work")
+    else:
+        await identity.log(f"colonies-operator: registered executor {config.executor_name} "
+                           f"({config.executor_type}){where} for ColoniesExecutor {namespace}/{config.resource_name}")
+    return identity
 
 
 def _transient(err: ColoniesError) -> Problem:

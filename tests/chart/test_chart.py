@@ -204,7 +204,10 @@ def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
 
 def test_rbac_is_a_role_per_watched_namespace_by_default():
     _, objects = render("release-ns", {"watchNamespaces": ["a", "b"], "rbac": {"jobNamespaces": ["b", "jobs"]}})
-    assert by_kind(objects, "ClusterRole") == [] and by_kind(objects, "ClusterRoleBinding") == []
+    # Cluster-wide, only reading Nodes (for the executors' capabilities).
+    nodes_role, nodes_binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
+    assert nodes_role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
+    assert nodes_binding["roleRef"]["name"] == nodes_role["metadata"]["name"] == f"release-ns-{FULLNAME}-nodes"
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objects, "Role")}
     assert set(roles) == {("a", FULLNAME), ("b", FULLNAME), ("jobs", f"{FULLNAME}-jobs")}
     bindings = by_kind(objects, "RoleBinding")
@@ -231,6 +234,14 @@ def test_rbac_is_one_cluster_role_when_cluster_wide(values):
     assert role["metadata"]["name"] == binding["roleRef"]["name"] == f"release-ns-{FULLNAME}"
     args = the(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert ("--all-namespaces" in args) == bool(values.get("watchAllNamespaces"))
+    assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]} in role["rules"]
+
+
+@pytest.mark.parametrize("values", [{}, {"rbac": {"clusterWide": True}}])
+def test_without_read_nodes_no_rule_mentions_nodes(values):
+    _, objects = render("release-ns", {**values, "rbac": {**values.get("rbac", {}), "readNodes": False}})
+    rules = [rule for kind in ("ClusterRole", "Role") for role in by_kind(objects, kind) for rule in role["rules"]]
+    assert rules and not [rule for rule in rules if "nodes" in rule["resources"]]
 
 
 def test_the_service_monitor_selects_the_metrics_service():

@@ -168,14 +168,17 @@ MAPPING_CASES = [
     ({"nodes": 3, "processespernode": 1, "cpu": "10m", "mem": "16Mi"}, (3, 1, "10m", "16Mi", None, None, 120)),
     ({"nodes": 2, "processespernode": 3, "cpu": "10m", "mem": "8Mi"}, (2, 3, "10m", "8Mi", None, None, 120)),
     ({"gpu": {"count": 2}, "mem": "16Mi", "cpu": ""}, (1, 1, None, "16Mi", "2", None, 120)),
-    ({"gpu": {"count": 1, "name": "a100"}}, (1, 1, "100m", "64Mi", "1", {"nvidia.com/gpu.product": "a100"}, 120)),
+    # A GPU model selects nodes by spec.gpu.nodeLabel, and must be one the cluster has: the test node's GPUs
+    # carry no product label, so the test selects its GPU "model" by architecture.
+    ({"gpu": {"count": 1, "name": "amd64"}}, (1, 1, "100m", "64Mi", "1", {"kubernetes.io/arch": "amd64"}, 120)),
     # Colonies stores memory in whole Mi: 2 GB come back as 1907Mi, and that is what the Job asks for.
     ({"mem": "2G", "cpu": "1500m"}, (1, 1, "1500m", "1907Mi", None, None, 120)),
 ]
 
 
 def test_jobs_match_the_conditions_as_stored_by_the_api_server(operator, executors, colony, kube_api, namespace):
-    executors.create_ready("cluster", maxConcurrentProcesses=len(MAPPING_CASES))
+    executors.create_ready("cluster", maxConcurrentProcesses=len(MAPPING_CASES),
+                           gpu={"nodeLabel": "kubernetes.io/arch"})
     submitted = [(colony.client.submit(tutorial_spec(colony, cmd="true", conditions=conditions), colony.user_prvkey),
                   expected) for conditions, expected in MAPPING_CASES]
     for process, (parallelism, containers, cpu, memory, gpus, selector, deadline) in submitted:

@@ -274,9 +274,10 @@ def test_cel_rules_name_real_fields():
 def test_printer_columns_point_at_schema_fields():
     version = _version(_crd())
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Ready", "Reason", "Type", "Colony", "Active", "Succeeded", "Failed", "Last-Assigned",
-                             "Age"]
-    assert {n for n, c in columns.items() if c.get("priority", 0) > 0} == {"Reason", "Colony", "Last-Assigned"}
+    assert list(columns) == ["Ready", "Reason", "Type", "Colony", "Location", "Active", "Succeeded", "Failed",
+                             "Last-Assigned", "Age"]
+    assert {n for n, c in columns.items() if c.get("priority", 0) > 0} == {"Reason", "Colony", "Location",
+                                                                           "Last-Assigned"}
     schema = version["schema"]["openAPIV3Schema"]
     for name, column in columns.items():
         if column["jsonPath"] == ".metadata.creationTimestamp":

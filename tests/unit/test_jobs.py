@@ -1,10 +1,12 @@
 """The process -> Job translation: validation messages and the manifest's mapping."""
 
+import json
+
 import pytest
 
 from colonies_operator.colonies import Process
 from colonies_operator.config import config_from_spec
-from colonies_operator.jobs import InvalidProcess, build_job, job_name, plan_job
+from colonies_operator.jobs import InvalidProcess, build_job, debug_log, job_name, plan_job
 
 PID = "ab" * 32
 EXECUTOR_ID = "cd" * 32
@@ -127,3 +129,94 @@ def test_a_retried_attempt_gets_its_own_job_name():
 def test_bad_input_is_refused_with_a_message_saying_what_to_fix(kwargs, conditions, env, funcname, message):
     with pytest.raises(InvalidProcess, match=message.replace("(", r"\(").replace("'", "'")):
         plan_job(process(kwargs, conditions, env, funcname), config())
+
+
+# -- Colonies v1.9 conventions: workflows' input, the official executors' kwargs, ColonyFS, GPU models ----------
+
+def container_of(job):
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(job):
+    return {e["name"]: e.get("value") for e in container_of(job)["env"]}
+
+
+def test_a_workflow_childs_input_reaches_the_container_as_a_json_list():
+    p = process()
+    assert env_of(job_for(p))["COLONIES_PROCESS_INPUT"] == "[]"
+    p.inputs = ["from parent 1", 2, {"k": "ü"}]
+    assert json.loads(env_of(job_for(p))["COLONIES_PROCESS_INPUT"]) == ["from parent 1", 2, {"k": "ü"}]
+    with pytest.raises(InvalidProcess, match="set by the executor"):
+        plan_job(process(env={"COLONIES_PROCESS_INPUT": "x"}), config())
+
+
+def test_an_input_too_large_for_an_environment_variable_fails_with_the_fix():
+    p = process()
+    p.inputs = ["x" * (70 * 1024)]
+    with pytest.raises(InvalidProcess, match="70 KiB, more than the 64 KiB that COLONIES_PROCESS_INPUT can carry"):
+        plan_job(p, config())
+
+
+@pytest.mark.parametrize("value, policy", [(True, "Always"), ("true", "Always"), (False, "IfNotPresent"),
+                                           (None, "IfNotPresent"), ("yes please", "IfNotPresent")])
+def test_rebuild_image_pulls_the_image_again(value, policy):
+    assert container_of(job_for(process({"rebuild-image": value})))["imagePullPolicy"] == policy
+    assert container_of(job_for(process({"rebuild-image": value}), config(jobs={"imagePullPolicy": "Never"}))) \
+        ["imagePullPolicy"] == ("Always" if policy == "Always" else "Never")
+
+
+def test_debug_is_a_flag_and_its_log_says_what_was_created():
+    assert plan_job(process({"debug": True}), config()).debug is True
+    assert plan_job(process({"debug": False}), config()).debug is False
+    p = process({"debug": True, "cmd": "echo hi"}, {"cpu": "100m", "walltime": 30})
+    cfg = config()
+    plan = plan_job(p, cfg)
+    text = debug_log(plan, build_job(p, plan, cfg, EXECUTOR_ID))
+    assert all(line.startswith("ColonyOS: ") for line in text.splitlines())
+    assert f"Job work/colonies-{PID[:32]}-0" in text and "busybox:1.35" in text and '"echo hi"' in text
+    assert "activeDeadlineSeconds: 30" in text
+
+
+@pytest.mark.parametrize("extra", [{"keep_snapshots": True}, {"debug": {"nested": [1, 2]}}, {"rebuild-image": 3},
+                                   {"priority-hint": 7.5}, {"labels": ["a", 1]}, {"nothing": None}])
+def test_kwargs_the_operator_does_not_use_never_fail_a_process(extra):
+    job = job_for(process({"cmd": "echo ok", **extra}))
+    assert container_of(job)["command"] == ["sh", "-c", "echo ok", "sh"]
+
+
+@pytest.mark.parametrize("fs", [
+    {"mount": "/cfs", "snapshots": [{"label": "data", "dir": "/data"}], "dirs": []},
+    {"mount": "", "snapshots": None, "dirs": [{"label": "out", "dir": "/out"}]},
+])
+def test_a_process_asking_for_colonyfs_fails_rather_than_run_without_its_files(fs):
+    p = process()
+    p.spec.fs = fs
+    with pytest.raises(InvalidProcess, match="ColonyFS .* does not support yet: the process would run without its"):
+        plan_job(p, config())
+
+
+def test_an_empty_fs_as_the_server_sends_it_is_no_request_for_colonyfs():
+    p = process()
+    p.spec.fs = {"mount": "", "snapshots": None, "dirs": None}
+    assert plan_job(p, config()).image == "busybox:1.35"
+
+
+def test_a_gpu_model_the_cluster_lacks_is_refused_naming_the_models_it_has():
+    p = process(conditions={"gpu": {"count": 1, "name": "h100"}})
+    with pytest.raises(InvalidProcess, match=r"no node of this cluster has that GPU model \(its GPU models are "
+                                             r"'a100', 't4', per node label nvidia.com/gpu.product\)"):
+        plan_job(p, config(), gpu_models={"t4", "a100"})
+    with pytest.raises(InvalidProcess, match="no node with GPUs has a model, per node label"):
+        plan_job(p, config(), gpu_models=set())
+    assert plan_job(p, config(), gpu_models={"h100"}).gpu_name == "h100"
+    assert plan_job(p, config()).gpu_name == "h100"  # models unknown: not checked here
+    assert plan_job(process(conditions={"gpu": {"count": 0}}), config(), gpu_models=set()).gpus == 0
+
+
+def test_spec_location_name_is_the_executors_location():
+    from colonies_operator.config import InvalidSpec
+
+    assert config().location_name == ""
+    assert config(locationName="lab-a").location_name == "lab-a"
+    with pytest.raises(InvalidSpec, match="spec.locationName"):
+        config(locationName=" lab-a")

@@ -45,6 +45,7 @@ class FakeClient:
         self.process_answers: list[Any] = []  # Process or an exception, one per get_process
         self.close_answers: list[Any] = []
         self.closed: list[tuple[str, Any]] = []
+        self.logs: list[str] = []
 
     async def get_process(self, pid, prvkey):
         answer = self.process_answers.pop(0)
@@ -66,7 +67,7 @@ class FakeClient:
         await self._close("failed", list(errors))
 
     async def add_log(self, pid, message, prvkey):
-        pass
+        self.logs.append(message)
 
     async def logs_since(self, colony, pid, prvkey, since):
         return []
@@ -79,6 +80,10 @@ class FakeIdentity:
     executor_id: str = EXECUTOR_ID
     colony: str = "dev"
     executor_name: str = "cluster"
+    logged: list[str] = dataclasses.field(default_factory=list)  # the executor's own Colonies log
+
+    async def log(self, message: str) -> None:
+        self.logged.append(message)
 
 
 class FakeKube:
@@ -262,8 +267,48 @@ def test_a_job_too_big_for_the_cluster_fails_its_process_before_any_request():
         rec, kube, view, _ = reconciler()
         client = FakeClient()
         big = process(conditions={"nodes": 1, "processespernode": 64}, env={"DATA": "x" * 20_000})
-        attempt = rec.add(big, config(), FakeIdentity(client), adopted=False)
+        identity = FakeIdentity(client)
+        attempt = rec.add(big, config(), identity, adopted=False)
         await settle(rec, attempt)
         assert kube.created == []
         assert client.closed and client.closed[0][0] == "failed" and "KiB" in client.closed[0][1][0]
+        assert [m for m in identity.logged if big.processid in m and "refused" in m and "KiB" in m]
+    asyncio.run(main())
+
+
+def test_a_gpu_model_the_cluster_lacks_is_refused_without_a_job_and_said_in_the_executor_log():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        rec.gpu_models = frozenset({"a100"})
+        client = FakeClient()
+        identity = FakeIdentity(client)
+        attempt = rec.add(process(conditions={"nodes": 1, "processespernode": 1, "gpu": {"count": 1, "name": "h100"}}),
+                          config(), identity, adopted=False)
+        await settle(rec, attempt)
+        assert kube.created == []
+        assert client.closed[0][0] == "failed" and "GPU model" in client.closed[0][1][0]
+        assert any(PID in m and "'h100'" in m for m in identity.logged)
+    asyncio.run(main())
+
+
+def test_an_adopted_attempt_is_not_refused_for_its_gpu_model():
+    rec, *_ = reconciler()
+    rec.gpu_models = frozenset()
+
+    async def main():
+        attempt = rec.add(process(conditions={"nodes": 1, "processespernode": 1, "gpu": {"count": 1, "name": "h100"}}),
+                          config(), FakeIdentity(FakeClient()), adopted=True)
+        assert attempt.invalid is None and attempt.plan.gpu_name == "h100"
+    asyncio.run(main())
+
+
+def test_debug_puts_what_was_created_first_in_the_process_log():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        attempt = rec.add(process(kwargs={"docker-image": "busybox:1.35", "cmd": "echo hi", "debug": True}),
+                          config(), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        assert len(kube.created) == 1
+        assert client.logs and client.logs[0].startswith("ColonyOS: Job jobs-a/colonies-")
     asyncio.run(main())

@@ -109,3 +109,10 @@ pods' logs. */}}
   resources: [pods/log]
   verbs: [get]
 {{- end }}
+
+{{/* Cluster-scoped and read-only: Nodes, whose hardware becomes each executor's Colonies capabilities. */}}
+{{- define "colonies-operator.nodeRules" -}}
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+{{- end }}

@@ -11,10 +11,21 @@ from .errors import (
     NotFound,
     ServerError,
 )
-from .models import Conditions, Executor, ExecutorState, Function, FunctionSpec, Gpu, LogEntry, Process, ProcessState
+from .models import (
+    Conditions,
+    Executor,
+    ExecutorState,
+    Function,
+    FunctionSpec,
+    Gpu,
+    LogEntry,
+    Process,
+    ProcessGraph,
+    ProcessState,
+)
 
 __all__ = [
     "AssignmentsPaused", "ColoniesClient", "ColoniesError", "ColoniesUnreachable", "Conditions", "Executor",
     "ExecutorState", "Forbidden", "Function", "FunctionSpec", "Gpu", "InvalidRequest", "LogEntry", "NotFound",
-    "Process", "ProcessState", "ServerError", "crypto",
+    "Process", "ProcessGraph", "ProcessState", "ServerError", "crypto",
 ]

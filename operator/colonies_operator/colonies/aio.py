@@ -12,7 +12,14 @@ from typing import Any, Callable, Iterable
 
 import aiohttp
 
-from .client import LOG_NUL_REPLACEMENT, MAX_LOGS_PER_READ, decode_reply, encode_request
+from .client import (
+    LOG_NUL_REPLACEMENT,
+    MAX_LOGS_PER_READ,
+    decode_reply,
+    encode_request,
+    executor_log_payload,
+    update_capabilities_payload,
+)
 from .errors import ColoniesError, ColoniesUnreachable
 from .models import Executor, Function, LogEntry, Process
 
@@ -97,7 +104,19 @@ class AsyncColoniesClient:
         return [Function.from_dict(f) for f in reply or []]
 
     async def add_function(self, function: dict[str, Any], prvkey: str) -> Function:
+        """`function`: addfunctionmsg's "fun" (client.function_payload builds it, with its documentation)."""
         return Function.from_dict(await self.rpc("addfunctionmsg", {"fun": function}, prvkey))
+
+    async def remove_function(self, functionid: str, prvkey: str) -> None:
+        await self.rpc("removefunctionmsg", {"functionid": functionid}, prvkey)
+
+    async def update_capabilities(self, colonyname: str, executorname: str, capabilities: dict[str, Any],
+                                  prvkey: str) -> None:
+        await self.rpc("updateexecutormsg", update_capabilities_payload(colonyname, executorname, capabilities),
+                       prvkey)
+
+    async def add_executor_log(self, colonyname: str, executorname: str, message: str, prvkey: str) -> None:
+        await self.rpc("addexecutorlogmsg", executor_log_payload(colonyname, executorname, message), prvkey)
 
     async def assign(self, colonyname: str, timeout: int, prvkey: str, *, available_cpu: str = "",
                      available_mem: str = "") -> Process | None:

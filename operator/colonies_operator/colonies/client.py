@@ -19,12 +19,52 @@ import requests
 
 from . import crypto
 from .errors import ColoniesError, ColoniesUnreachable, error_for_status
-from .models import Executor, Function, FunctionSpec, LogEntry, Process
+from .models import Executor, Function, FunctionSpec, LogEntry, Process, ProcessGraph
 
 NO_WORK_MESSAGE = "No process available for assignment"
 LOG_NUL_REPLACEMENT = "\u2400"  # PostgreSQL rejects NUL in TEXT; show "␀" instead of failing the batch.
 MAX_LOGS_PER_READ = 500  # the server refuses more
 MAX_PROCESSES_PER_READ = 100
+
+
+# -- payloads (pure): the messages of the RPCs below, shared with any other transport -----------------------
+
+def function_payload(colonyname: str, executorname: str, executortype: str, funcname: str, *,
+                     description: str = "", args: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """addfunctionmsg. `args` documents the function's arguments: [{"name", "type", "description", "required",
+    "enum"}]; `colonies function ls` shows the description and each argument as name(type), * if required."""
+    fun: dict[str, Any] = {"colonyname": colonyname, "executorname": executorname, "executortype": executortype,
+                           "funcname": funcname}
+    if description:
+        fun["description"] = description
+    args = [dict(a) for a in args]
+    if args:
+        fun["args"] = args
+    return {"fun": fun}
+
+
+def update_capabilities_payload(colonyname: str, executorname: str, capabilities: dict[str, Any]) -> dict[str, Any]:
+    """updateexecutormsg: replaces the executor's capabilities ({"hardware": [...], "software": [...]})."""
+    return {"colonyname": colonyname, "executorname": executorname,
+            "capabilities": {"hardware": list(capabilities.get("hardware") or []),
+                             "software": list(capabilities.get("software") or [])}}
+
+
+def executor_log_payload(colonyname: str, executorname: str, message: str) -> dict[str, Any]:
+    """addexecutorlogmsg: a line in the executor's own log (not a process's)."""
+    return {"colonyname": colonyname, "executorname": executorname,
+            "message": message.replace("\x00", LOG_NUL_REPLACEMENT)}
+
+
+def workflow_payload(colonyname: str, specs: Iterable[FunctionSpec | dict[str, Any]]) -> dict[str, Any]:
+    """submitworkflowspecmsg. Each spec needs a unique `nodename`; `conditions.dependencies` names the parents."""
+    functionspecs = []
+    for spec in specs:
+        spec_dict = spec.to_dict() if isinstance(spec, FunctionSpec) else FunctionSpec.from_dict(spec).to_dict()
+        if not spec_dict.get("nodename"):
+            raise ValueError("every function spec of a workflow needs a nodename, which dependencies refer to")
+        functionspecs.append(spec_dict)
+    return {"spec": {"colonyname": colonyname, "functionspecs": functionspecs}}
 
 
 class ColoniesClient:
@@ -132,13 +172,48 @@ class ColoniesClient:
     def get_executors(self, colonyname: str, prvkey: str) -> list[Executor]:
         return [Executor.from_dict(e) for e in self.rpc("getexecutorsmsg", {"colonyname": colonyname}, prvkey) or []]
 
-    def add_function(self, colonyname: str, executorname: str, executortype: str, funcname: str, prvkey: str) -> Function:
-        fun = {"colonyname": colonyname, "executorname": executorname, "executortype": executortype, "funcname": funcname}
-        return Function.from_dict(self.rpc("addfunctionmsg", {"fun": fun}, prvkey))
+    def update_capabilities(self, colonyname: str, executorname: str, capabilities: dict[str, Any],
+                            prvkey: str) -> None:
+        """Replaces the executor's capabilities; signed by the executor itself (approved or not)."""
+        self.rpc("updateexecutormsg", update_capabilities_payload(colonyname, executorname, capabilities), prvkey)
+
+    def add_function(self, colonyname: str, executorname: str, executortype: str, funcname: str, prvkey: str, *,
+                     description: str = "", args: Iterable[dict[str, Any]] = ()) -> Function:
+        """Registers a function (not idempotent: the server adds a row per call)."""
+        payload = function_payload(colonyname, executorname, executortype, funcname, description=description,
+                                   args=args)
+        return Function.from_dict(self.rpc("addfunctionmsg", payload, prvkey))
+
+    def remove_function(self, functionid: str, prvkey: str) -> None:
+        self.rpc("removefunctionmsg", {"functionid": functionid}, prvkey)
 
     def get_functions(self, colonyname: str, executorname: str, prvkey: str) -> list[Function]:
         reply = self.rpc("getfunctionsmsg", {"colonyname": colonyname, "executorname": executorname}, prvkey)
         return [Function.from_dict(f) for f in reply or []]
+
+    def add_executor_log(self, colonyname: str, executorname: str, message: str, prvkey: str) -> None:
+        """Adds a line to the executor's own log, which colony members read with get_executor_logs."""
+        self.rpc("addexecutorlogmsg", executor_log_payload(colonyname, executorname, message), prvkey)
+
+    def get_executor_logs(self, colonyname: str, executorname: str, prvkey: str, *, count: int = MAX_LOGS_PER_READ,
+                          since: int = 0) -> list[LogEntry]:
+        """Up to `count` entries of an executor's logs newer than `since`, oldest first: its own log and the
+        logs it added to processes."""
+        payload = {"colonyname": colonyname, "processid": "", "executorname": executorname,
+                   "count": min(count, MAX_LOGS_PER_READ), "since": since, "latest": False}
+        return [LogEntry.from_dict(e) for e in self.rpc("getlogsmsg", payload, prvkey) or []]
+
+    # -- colony-wide switches -------------------------------------------------------------------------
+
+    def pause_assignments(self, colonyname: str, colony_prvkey: str) -> None:
+        """Colony owner: no process is assigned until resume_assignments (assign answers 408 or 503)."""
+        self.rpc("pauseassignmentsmsg", {"colonyname": colonyname}, colony_prvkey)
+
+    def resume_assignments(self, colonyname: str, colony_prvkey: str) -> None:
+        self.rpc("resumeassignmentsmsg", {"colonyname": colonyname}, colony_prvkey)
+
+    def assignments_paused(self, colonyname: str, prvkey: str) -> bool:
+        return bool(self.rpc("getpausestatusmsg", {"colonyname": colonyname}, prvkey).get("ispaused"))
 
     # -- submitting and reading processes -----------------------------------------------------------
 
@@ -149,6 +224,15 @@ class ColoniesClient:
             raise ValueError("maxexectime 0 makes the server fail or re-queue the process within a second; "
                              "use -1 for no limit or a positive number of seconds")
         return Process.from_dict(self.rpc("submitfuncspecmsg", {"spec": spec_dict}, prvkey))
+
+    def submit_workflow(self, colonyname: str, specs: Iterable[FunctionSpec | dict[str, Any]],
+                        prvkey: str) -> ProcessGraph:
+        """Submits a workflow: a process per spec; a child waits for its parents (conditions.dependencies, by
+        nodename) and gets their outputs as its input (`in`) when it is assigned."""
+        return ProcessGraph.from_dict(self.rpc("submitworkflowspecmsg", workflow_payload(colonyname, specs), prvkey))
+
+    def get_process_graph(self, processgraphid: str, prvkey: str) -> ProcessGraph:
+        return ProcessGraph.from_dict(self.rpc("getprocessgraphmsg", {"processgraphid": processgraphid}, prvkey))
 
     def get_process(self, processid: str, prvkey: str) -> Process:
         return Process.from_dict(self.rpc("getprocessmsg", {"processid": processid}, prvkey))

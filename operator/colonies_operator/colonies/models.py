@@ -115,9 +115,16 @@ class Conditions(Model):
     gpu: Gpu = dataclasses.field(default_factory=Gpu)
     walltime: int = 0
     dependencies: list[str] = dataclasses.field(default_factory=list)
+    locationname: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     _nested: ClassVar[dict[str, type[Model]]] = {"gpu": Gpu}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.locationname:  # the server omits it when empty; so do we
+            out.pop("locationname")
+        return out
 
 
 @dataclasses.dataclass
@@ -136,9 +143,23 @@ class FunctionSpec(Model):
     conditions: Conditions = dataclasses.field(default_factory=Conditions)
     label: str = ""
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    # ColonyFS: {"mount", "snapshots": [...], "dirs": [...]}; the server sends empty lists as null.
+    fs: dict[str, Any] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     _nested: ClassVar[dict[str, type[Model]]] = {"conditions": Conditions}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.fs:
+            out.pop("fs")
+        return out
+
+    @property
+    def uses_fs(self) -> bool:
+        """True when the spec asks for ColonyFS: snapshots or synced directories to mount."""
+        fs = self.fs if isinstance(self.fs, dict) else {}
+        return bool(fs.get("snapshots") or fs.get("dirs"))
 
 
 @dataclasses.dataclass
@@ -158,6 +179,12 @@ class Process(Model):
     retries: int = 0
     attributes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     spec: FunctionSpec = dataclasses.field(default_factory=FunctionSpec)
+    waitforparents: bool = False
+    parents: list[str] = dataclasses.field(default_factory=list)
+    children: list[str] = dataclasses.field(default_factory=list)
+    processgraphid: str = ""
+    # In a workflow, the server sets `in` at assignment to its parents' outputs, concatenated in the order of
+    # `parents`.
     inputs: list[Any] = json_field("in", default_factory=list)
     output: list[Any] = json_field("out", default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
@@ -185,12 +212,23 @@ class Executor(Model):
     state: int = ExecutorState.PENDING
     commissiontime: dt.datetime | None = None
     lastheardfromtime: dt.datetime | None = None
+    locationname: str = ""
+    # {"hardware": [...], "software": [...]}: lists since v1.9 (see colonies_operator.capabilities).
+    capabilities: dict[str, Any] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     _times: ClassVar[frozenset[str]] = frozenset({"commissiontime", "lastheardfromtime"})
 
+    @property
+    def hardware(self) -> list[dict[str, Any]]:
+        return list((self.capabilities or {}).get("hardware") or [])
+
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
+        if not self.locationname:
+            out.pop("locationname")
+        if not self.capabilities:
+            out.pop("capabilities")
         # The server stores lastheardfromtime as sent; omit it so it stays "never heard from" until
         # the first assign, which keeps a fresh executor out of the stale-executor cleanup.
         if self.lastheardfromtime is None:
@@ -202,11 +240,29 @@ class Executor(Model):
 
 @dataclasses.dataclass
 class Function(Model):
+    """A registered function. `args` documents its arguments: [{"name", "type", "description", "required",
+    "enum"}] (the server omits empty descriptions and args)."""
+
     functionid: str = ""
     executorname: str = ""
     executortype: str = ""
     colonyname: str = ""
     funcname: str = ""
+    description: str = ""
+    args: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ProcessGraph(Model):
+    """A submitted workflow: its processes, and which of them start first."""
+
+    processgraphid: str = ""
+    colonyname: str = ""
+    initiatorname: str = ""
+    state: int = ProcessState.WAITING
+    rootprocessids: list[str] = dataclasses.field(default_factory=list)
+    processids: list[str] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import json
 import os
 import secrets
 import shutil
@@ -93,30 +94,81 @@ class Colony:
 
 
 class ColoniesServer:
-    """One Colonies server and its database. `start()`, `stop()`, `restart()`, `close()`."""
+    """One Colonies server and its database. `start()`, `stop()`, `restart()`, `close()`.
+
+    With `state_dir`, the server is persistent (the dev environment of `make up`): its database, keys, ports and
+    network namespace are kept in that directory and outlive this process; a later ColoniesServer with the same
+    `state_dir` finds them and starts what is not running. `close()` removes it all.
+    """
 
     def __init__(self, *, stale_executor_seconds: int | None = None, cleanup_interval_seconds: int | None = None,
-                 use_namespace: bool | None = None) -> None:
+                 use_namespace: bool | None = None, state_dir: Path | None = None) -> None:
         self.binary = colonies_binary()
-        self.server_prvkey = crypto.generate_prvkey()
         self.stale_executor_seconds = stale_executor_seconds
         self.cleanup_interval_seconds = cleanup_interval_seconds
         self.use_namespace = (os.geteuid() == 0) if use_namespace is None else use_namespace
-        self.workdir = Path(tempfile.mkdtemp(prefix="colonies-test-"))
+        self.persistent = state_dir is not None
+        self.state_dir = state_dir
+        state: dict = {}
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            state = self._load_state()
+        # The data lives where the postgres user can reach it (as root, PostgreSQL runs as postgres, and a home
+        # directory is usually closed to it); a persistent server's keys stay in state_dir.
+        if state.get("workdir") and Path(state["workdir"]).is_dir():
+            self.workdir = Path(state["workdir"])
+        else:
+            self.workdir = Path(tempfile.mkdtemp(prefix="colonies-dev-" if self.persistent else "colonies-test-"))
         self.workdir.chmod(0o755)
+        self.server_prvkey = state.get("server_prvkey") or crypto.generate_prvkey()
         self.log_path = self.workdir / "colonies.log"
         self.netns: str | None = None
         self._server: subprocess.Popen | None = None
         self._db_started = False
         if self.use_namespace:
-            self._create_namespace()
+            self._create_namespace(state.get("netns_index"))
             self.host, self.port, self.db_port = self.namespace_address, IN_NAMESPACE_API_PORT, 5432
             self.etcd_ports = (2379, 2380, 2381)
+        elif state.get("port"):
+            self.host, self.port, self.db_port = "127.0.0.1", state["port"], state["db_port"]
+            self.etcd_ports = tuple(state["etcd_ports"])
         else:
             self.host, self.port, self.db_port = "127.0.0.1", _free_port(), _free_port()
             self.etcd_ports = (_free_port(), _free_port(), _free_port())
         self.client = ColoniesClient(self.host, self.port)
-        atexit.register(self.close)
+        if self.persistent:
+            self._save_state()
+        else:
+            atexit.register(self.close)
+
+    # -- persistent state (dev environment) -------------------------------------------------------------
+
+    @property
+    def _state_path(self) -> Path:
+        assert self.state_dir is not None
+        return self.state_dir / "server.json"
+
+    def _load_state(self) -> dict:
+        try:
+            return json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self, **extra) -> None:
+        state = dict(self._load_state(), server_prvkey=self.server_prvkey, port=self.port, db_port=self.db_port,
+                     etcd_ports=list(self.etcd_ports), workdir=str(self.workdir), **extra)
+        if self.netns:
+            state["netns_index"] = int(self.netns.rsplit("-", 1)[1])
+        fd = os.open(self._state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle)
+
+    def state(self) -> dict:
+        """What the persistent server keeps besides its own settings (e.g. the dev colony's keys)."""
+        return self._load_state()
+
+    def save(self, **values) -> None:
+        self._save_state(**values)
 
     # -- network namespace --------------------------------------------------------------------------
 
@@ -129,17 +181,31 @@ class ColoniesServer:
                 subprocess.run(["ip", "link", "del", f"cot{name.rsplit('-', 1)[1]}h"], stderr=subprocess.DEVNULL)
                 subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
 
-    def _create_namespace(self) -> None:
+    def _create_namespace(self, index: int | None = None) -> None:
         self._sweep_abandoned_namespaces()
-        # An index is free when no namespace, veth or address of any Colonies server here uses it.
-        namespaces = {line.split()[0] for line in _run(["ip", "netns", "list"]).stdout.splitlines() if line.strip()}
-        links = _run(["ip", "-o", "link", "show"]).stdout
-        addresses = _run(["ip", "-o", "-4", "addr", "show"]).stdout
-        index = next(i for i in range(1, 250) if not any(n.endswith(f"-{i}") for n in namespaces)
-                     and f" cot{i}h" not in links and f" 10.89.{i}.1/" not in addresses)
-        self.netns = f"colonies-test-{index}"
-        host_if, ns_if = f"cot{index}h", f"cot{index}n"
+        # An index is free when no namespace, veth or address of any Colonies server here uses it. Test servers
+        # are colonies-test-<i>; persistent (dev) ones colonies-dev-<i>, which no sweep removes, and which a
+        # later run finds again by the index it recorded.
+        existing = {line.split()[0] for line in _run(["ip", "netns", "list"]).stdout.splitlines() if line.strip()}
+        prefix = "colonies-dev" if self.persistent else "colonies-test"
+        if index is None or f"{prefix}-{index}" not in existing:
+            links = _run(["ip", "-o", "link", "show"]).stdout
+            addresses = _run(["ip", "-o", "-4", "addr", "show"]).stdout
+
+            def free(i: int) -> bool:
+                return (not any(n.endswith(f"-{i}") for n in existing) and f" cot{i}h" not in links
+                        and f" cod{i}h" not in links and f" 10.89.{i}.1/" not in addresses)
+            if index is None or not free(index):
+                # Persistent servers count down from the top, out of the way of test servers.
+                candidates = range(249, 0, -1) if self.persistent else range(1, 250)
+                index = next(i for i in candidates if free(i))
+        self.netns = f"{prefix}-{index}"
+        link = "cod" if self.persistent else "cot"  # dev links are never taken for an abandoned test server's
+        host_if, ns_if = f"{link}{index}h", f"{link}{index}n"
         self.host_address, self.namespace_address = f"10.89.{index}.1", f"10.89.{index}.2"
+        self._host_if = host_if
+        if self.netns in existing:
+            return  # a persistent server's namespace, set up by an earlier run
         _run(["ip", "netns", "add", self.netns])
         _run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if])
         _run(["ip", "link", "set", ns_if, "netns", self.netns])
@@ -151,7 +217,6 @@ class ColoniesServer:
         _run(in_ns + ["ip", "link", "set", ns_if, "up"])
         # Replies may go back to the test cluster's pods, and nowhere else: no default route.
         _run(in_ns + ["ip", "route", "add", CLUSTER_POD_CIDR, "via", self.host_address])
-        self._host_if = host_if
 
     def _in_namespace(self, cmd: list[str]) -> list[str]:
         return (["ip", "netns", "exec", self.netns] if self.netns else []) + cmd
@@ -162,10 +227,34 @@ class ColoniesServer:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> "ColoniesServer":
+        """Starts the database and the server (a persistent server: whichever of them is not running)."""
+        if self.persistent and self.client.health():
+            self._db_started = True
+            return self
+        if self.persistent:
+            self._stop_recorded_server()  # running but unreachable, if at all
+            if self.netns and subprocess.run(["ip", "link", "show", self._host_if], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL).returncode != 0:
+                # The namespace lost its link to this host: set it up again (its database is stopped first).
+                if self._database_running():
+                    _run(self._in_namespace(self._as_postgres([f"{_postgres_bindir()}/pg_ctl", "-D",
+                                                               str(self.workdir / "pgdata"), "-m", "fast", "-w",
+                                                               "stop"])))
+                subprocess.run(["ip", "netns", "del", self.netns], stderr=subprocess.DEVNULL)
+                self._create_namespace(int(self.netns.rsplit("-", 1)[1]))
+                self.host = self.namespace_address
+                self.client = ColoniesClient(self.host, self.port)
+                self._save_state()
         if not self._db_started:
             self._start_database()
         self._start_server(initdb=not (self.workdir / "etcd").exists())
         return self
+
+    def _database_running(self) -> bool:
+        pgdata = self.workdir / "pgdata"
+        return pgdata.exists() and subprocess.run(
+            self._as_postgres([f"{_postgres_bindir()}/pg_ctl", "-D", str(pgdata), "status"]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     def _start_database(self) -> None:
         pgdata, sockets = self.workdir / "pgdata", self.workdir / "pgsock"
@@ -174,7 +263,12 @@ class ColoniesServer:
             shutil.chown(self.workdir, "postgres")
             shutil.chown(sockets, "postgres")
         bindir = _postgres_bindir()
-        _run(self._as_postgres([f"{bindir}/initdb", "-D", str(pgdata), "-A", "trust", "-U", "postgres", "--no-sync"]))
+        if self._database_running():
+            self._db_started = True
+            return
+        if not (pgdata / "PG_VERSION").exists():
+            _run(self._as_postgres([f"{bindir}/initdb", "-D", str(pgdata), "-A", "trust", "-U", "postgres",
+                                    "--no-sync"]))
         options = f"-c listen_addresses=127.0.0.1 -c port={self.db_port} -c unix_socket_directories={sockets} -c fsync=off"
         _run(self._in_namespace(self._as_postgres(
             [f"{bindir}/pg_ctl", "-D", str(pgdata), "-l", str(self.workdir / "postgres.log"), "-w", "-o", options, "start"])))
@@ -210,6 +304,7 @@ class ColoniesServer:
         log = open(self.log_path, "ab")
         self._server = subprocess.Popen(self._in_namespace(cmd), env=env, stdout=log, stderr=subprocess.STDOUT,
                                         cwd=self.workdir, start_new_session=True)
+        (self.workdir / "server.pid").write_text(str(self._server.pid))
         deadline = time.monotonic() + 60
         while not self.client.health():
             if self._server.poll() is not None or time.monotonic() > deadline:
@@ -220,6 +315,8 @@ class ColoniesServer:
 
     def stop(self) -> None:
         """Stops the server process (the database keeps running)."""
+        if self._server is None and self.persistent:
+            self._stop_recorded_server()
         if self._server and self._server.poll() is None:
             os.killpg(self._server.pid, signal.SIGTERM)
             try:
@@ -229,6 +326,23 @@ class ColoniesServer:
                 self._server.wait()
         self._server = None
 
+    def _stop_recorded_server(self) -> None:
+        """A persistent server started by an earlier run: its process group, by the PID it recorded."""
+        try:
+            pid = int((self.workdir / "server.pid").read_text())
+            os.killpg(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            return
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+
     def restart(self) -> None:
         self.stop()
         self._start_server(initdb=False)
@@ -236,6 +350,8 @@ class ColoniesServer:
     def close(self) -> None:
         """Stops everything and removes every trace (idempotent)."""
         self.stop()
+        if self.persistent and (self.workdir / "pgdata").exists():
+            self._db_started = True
         if self._db_started:
             subprocess.run(self._in_namespace(self._as_postgres(
                 [f"{_postgres_bindir()}/pg_ctl", "-D", str(self.workdir / "pgdata"), "-m", "immediate", "-w", "stop"])),
@@ -246,6 +362,8 @@ class ColoniesServer:
             subprocess.run(["ip", "netns", "del", self.netns], stderr=subprocess.DEVNULL)
             self.netns = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.persistent and self.state_dir is not None:
+            self._state_path.unlink(missing_ok=True)
 
     # -- colonies and users ------------------------------------------------------------------------------
 

@@ -1,0 +1,105 @@
+"""Kubernetes nodes -> the executor's Colonies capabilities (one hardware entry per kind of node)."""
+
+from decimal import Decimal
+
+import pytest
+
+from colonies_operator.capabilities import (
+    capabilities_for,
+    capabilities_from_nodes,
+    gpu_models,
+    hardware_from_nodes,
+    parse_quantity,
+)
+from colonies_operator.config import config_from_spec
+
+
+def node(name, cpu="4", memory="16Gi", gpus=0, gpu_model=None, gpu_memory=None, arch="amd64", instance_type=None,
+         ready=True, unschedulable=False, taints=(), labels=None, kubelet="v1.34.1"):
+    node_labels = {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch, **(labels or {})}
+    if gpu_model:
+        node_labels["nvidia.com/gpu.product"] = gpu_model
+    if gpu_memory:
+        node_labels["nvidia.com/gpu.memory"] = gpu_memory
+    if instance_type:
+        node_labels["node.kubernetes.io/instance-type"] = instance_type
+    resources = {"cpu": cpu, "memory": memory, "ephemeral-storage": "100Gi", "pods": "110"}
+    if gpus:
+        resources["nvidia.com/gpu"] = str(gpus)
+    return {"metadata": {"name": name, "labels": node_labels},
+            "spec": {"unschedulable": unschedulable, "taints": list(taints)},
+            "status": {"capacity": dict(resources), "allocatable": dict(resources),
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                       "nodeInfo": {"operatingSystem": "linux", "architecture": arch, "kubeletVersion": kubelet}}}
+
+
+@pytest.mark.parametrize("text, value", [("1500m", "1.5"), ("4", "4"), ("16318556Ki", "16710201344"),
+                                         ("8Gi", "8589934592"), ("1e9", "1000000000"), ("2G", "2000000000"),
+                                         ("", "0"), ("garbage", "0"), (None, "0"), (3, "3")])
+def test_quantities(text, value):
+    assert parse_quantity(text) == Decimal(value)
+
+
+def test_one_entry_per_gpu_model_with_totals_and_gpus_per_node():
+    nodes = [node("cpu-1", cpu="8", memory="32Gi"), node("cpu-2", cpu="3500m", memory="16Gi"),
+             node("a100-1", cpu="96", memory="1024Gi", gpus=8, gpu_model="NVIDIA-A100-SXM4-40GB", gpu_memory="40960",
+                  instance_type="p4d.24xlarge"),
+             node("a100-2", cpu="96", memory="1024Gi", gpus=8, gpu_model="NVIDIA-A100-SXM4-40GB", gpu_memory="40960",
+                  instance_type="p4d.24xlarge"),
+             node("t4-1", cpu="4", memory="16Gi", gpus=1, gpu_model="Tesla-T4")]
+    hardware = hardware_from_nodes(nodes)
+    assert [h["gpu"]["name"] for h in hardware] == ["", "NVIDIA-A100-SXM4-40GB", "Tesla-T4"]
+    plain, a100, t4 = hardware
+    assert plain == {"model": "", "nodes": 2, "cpu": "11500m", "cores": 11, "mem": "49152Mi", "storage": "204800Mi",
+                     "gpu": {"name": "", "mem": "", "count": 0, "nodecount": 0}, "platform": "linux",
+                     "architecture": "amd64", "network": []}
+    assert a100["model"] == "p4d.24xlarge" and a100["nodes"] == 2 and a100["cores"] == 192
+    assert a100["gpu"] == {"name": "NVIDIA-A100-SXM4-40GB", "mem": "40960Mi", "count": 16, "nodecount": 8}
+    assert t4["gpu"] == {"name": "Tesla-T4", "mem": "", "count": 1, "nodecount": 1}
+    assert gpu_models(hardware) == {"NVIDIA-A100-SXM4-40GB", "Tesla-T4"}
+
+
+def test_architectures_and_gpu_counts_per_node_make_separate_kinds():
+    hardware = hardware_from_nodes([node("x", arch="amd64"), node("y", arch="arm64"),
+                                    node("g1", gpus=1, gpu_model="L4"), node("g2", gpus=2, gpu_model="L4")])
+    assert [(h["architecture"], h["gpu"]["name"], h["gpu"]["nodecount"]) for h in hardware] == \
+        [("amd64", "", 0), ("arm64", "", 0), ("amd64", "L4", 1), ("amd64", "L4", 2)]
+
+
+def test_only_nodes_a_job_could_run_on_count():
+    nodes = [node("ok"), node("not-ready", ready=False), node("cordoned", unschedulable=True),
+             node("control-plane", taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]),
+             node("prefer", taints=[{"key": "spot", "value": "true", "effect": "PreferNoSchedule"}]),
+             node("gpu-tainted", gpus=1, gpu_model="L4", taints=[{"key": "nvidia.com/gpu", "effect": "NoSchedule"}])]
+    assert [h["nodes"] for h in hardware_from_nodes(nodes)] == [2]  # ok and prefer
+    tolerating = hardware_from_nodes(nodes, tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists"}])
+    assert gpu_models(tolerating) == {"L4"}
+    assert hardware_from_nodes(nodes, tolerations=[{"operator": "Exists"}])[0]["nodes"] == 3
+    equal = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Equal", "value": "", "effect": "NoSchedule"}]
+    assert hardware_from_nodes(nodes, tolerations=equal)[0]["nodes"] == 3
+    selected = hardware_from_nodes(nodes + [node("pool-b", labels={"pool": "b"})], node_selector={"pool": "b"})
+    assert [h["nodes"] for h in selected] == [1]
+
+
+def test_no_schedulable_node_means_no_hardware():
+    assert hardware_from_nodes([node("down", ready=False)]) == []
+    assert gpu_models([]) == frozenset()
+
+
+def test_the_executors_gpu_resource_and_label_and_job_placement_are_used():
+    config = config_from_spec({"server": {"host": "h"}, "colonyName": "dev",
+                               "credentials": {"colonyKeySecret": {"name": "k"}},
+                               "gpu": {"resourceName": "amd.com/gpu", "nodeLabel": "amd.com/gpu.product"},
+                               "jobs": {"nodeSelector": {"pool": "gpu"}}}, namespace="n", name="x")
+    amd = node("amd", labels={"pool": "gpu", "amd.com/gpu.product": "MI300X"})
+    amd["status"]["allocatable"]["amd.com/gpu"] = "8"
+    capabilities = capabilities_for([amd, node("elsewhere")], config)
+    assert [h["gpu"] for h in capabilities["hardware"]] == [{"name": "MI300X", "mem": "", "count": 8, "nodecount": 8}]
+
+
+def test_software_names_the_operator_and_the_kubelet_versions_of_usable_nodes():
+    fake = node("kwok", kubelet="kwok-0.8.0", taints=[{"key": "kwok.x-k8s.io/node", "value": "fake",
+                                                        "effect": "NoSchedule"}])
+    software = capabilities_from_nodes([node("a"), node("b", kubelet="v1.33.5"), fake])["software"]
+    assert software[0]["name"] == "colonies-operator" and software[0]["version"]
+    assert [s["version"] for s in software[1:]] == ["v1.33.5", "v1.34.1"]
