@@ -61,36 +61,54 @@ def security_contexts(profile: str, pod_context: dict[str, Any] | None,
             _merge(_CONTAINER_DEFAULTS[profile], container_context or {}))
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A nested object of a free-form context, or {} for anything else (the API server refuses the rest)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def violations(profile: str, pod_context: dict[str, Any], container_context: dict[str, Any]) -> list[str]:
     """What in the (merged) contexts breaks `profile`, each as "<field> <what is wrong>"."""
     if profile == PRIVILEGED:
         return []
     found: list[str] = []
-    pod, ctr = pod_context or {}, container_context or {}
+    pod, ctr = _dict(pod_context), _dict(container_context)
     pod_prefix, ctr_prefix = "podSecurityContext", "securityContext"
     for prefix, context in ((pod_prefix, pod), (ctr_prefix, ctr)):
-        if (context.get("windowsOptions") or {}).get("hostProcess"):
+        for key in ("seLinuxOptions", "seccompProfile", "windowsOptions", "appArmorProfile", "capabilities"):
+            if key in context and not isinstance(context[key], dict):
+                found.append(f"{prefix}.{key} must be an object")
+    for key in ("add", "drop"):
+        if key in _dict(ctr.get("capabilities")) and not isinstance(ctr["capabilities"][key], list):
+            found.append(f"{ctr_prefix}.capabilities.{key} must be a list")
+    if "sysctls" in pod and not isinstance(pod["sysctls"], list):
+        found.append(f"{pod_prefix}.sysctls must be a list")
+    for prefix, context in ((pod_prefix, pod), (ctr_prefix, ctr)):
+        if _dict(context.get("windowsOptions")).get("hostProcess"):
             found.append(f"{prefix}.windowsOptions.hostProcess true gives the host's privileges")
-        selinux = context.get("seLinuxOptions") or {}
-        if selinux.get("type", "") not in _SELINUX_TYPES:
+        selinux = _dict(context.get("seLinuxOptions"))
+        if str(selinux.get("type", "")) not in _SELINUX_TYPES:
             found.append(f"{prefix}.seLinuxOptions.type {selinux['type']!r} is not a container type")
         if selinux.get("user") or selinux.get("role"):
             found.append(f"{prefix}.seLinuxOptions user and role must not be set")
-        seccomp = (context.get("seccompProfile") or {}).get("type")
+        seccomp = _dict(context.get("seccompProfile")).get("type")
         if seccomp == "Unconfined":
             found.append(f"{prefix}.seccompProfile.type Unconfined turns seccomp off")
-        if (context.get("appArmorProfile") or {}).get("type") == "Unconfined":
+        if _dict(context.get("appArmorProfile")).get("type") == "Unconfined":
             found.append(f"{prefix}.appArmorProfile.type Unconfined turns AppArmor off")
-    for sysctl in pod.get("sysctls") or []:
-        name = (sysctl or {}).get("name") if isinstance(sysctl, dict) else None
+    for sysctl in _list(pod.get("sysctls")):
+        name = _dict(sysctl).get("name")
         if name not in _SAFE_SYSCTLS:
             found.append(f"{pod_prefix}.sysctls {name!r} is not a safe sysctl")
     if ctr.get("privileged"):
         found.append(f"{ctr_prefix}.privileged true gives the container the host's devices and all capabilities")
     if ctr.get("procMount") not in (None, "Default"):
         found.append(f"{ctr_prefix}.procMount {ctr['procMount']!r} unmasks /proc")
-    capabilities = ctr.get("capabilities") or {}
-    added = [str(c) for c in capabilities.get("add") or []]
+    capabilities = _dict(ctr.get("capabilities"))
+    added = [str(c) for c in _list(capabilities.get("add"))]
     allowed_added = {"NET_BIND_SERVICE"} if profile == RESTRICTED else _BASELINE_CAPABILITIES
     beyond = [c for c in added if c not in allowed_added]
     if beyond:
@@ -99,7 +117,7 @@ def violations(profile: str, pod_context: dict[str, Any], container_context: dic
     # The operator's own additions to baseline, and the restricted level.
     if ctr.get("allowPrivilegeEscalation") is not False:
         found.append(f"{ctr_prefix}.allowPrivilegeEscalation must be false")
-    seccomp = (ctr.get("seccompProfile") or {}).get("type") or (pod.get("seccompProfile") or {}).get("type")
+    seccomp = _dict(ctr.get("seccompProfile")).get("type") or _dict(pod.get("seccompProfile")).get("type")
     if seccomp not in ("RuntimeDefault", "Localhost", "Unconfined"):  # Unconfined is reported above
         found.append(f"{pod_prefix}.seccompProfile.type must be RuntimeDefault or Localhost")
     if profile == RESTRICTED:
@@ -109,6 +127,6 @@ def violations(profile: str, pod_context: dict[str, Any], container_context: dic
         for prefix, context in ((pod_prefix, pod), (ctr_prefix, ctr)):
             if context.get("runAsUser") == 0:
                 found.append(f"{prefix}.runAsUser 0 is root")
-        if "ALL" not in [str(c) for c in capabilities.get("drop") or []]:
+        if "ALL" not in [str(c) for c in _list(capabilities.get("drop"))]:
             found.append(f"{ctr_prefix}.capabilities.drop must include ALL")
     return found

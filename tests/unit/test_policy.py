@@ -340,6 +340,19 @@ def test_restricted_refuses_what_weakens_it(pod, container, broken):
     assert any(broken in v for v in found), found
 
 
+@pytest.mark.parametrize("pod, container, broken", [
+    ({}, {"capabilities": "ALL"}, "securityContext.capabilities must be an object"),
+    ({}, {"seLinuxOptions": {"type": ["x"]}}, "is not a container type"),
+    ({}, {"seccompProfile": "RuntimeDefault"}, "securityContext.seccompProfile must be an object"),
+    ({}, {"capabilities": {"add": "SYS_ADMIN"}}, "capabilities.add must be a list"),
+    ({"sysctls": "x"}, {}, "podSecurityContext.sysctls must be a list"),
+])
+def test_a_malformed_context_is_refused_not_crashed_on(pod, container, broken):
+    found = check_resource(config(jobs={"podSecurityProfile": "restricted", "securityContext": container,
+                                        "podSecurityContext": pod}))
+    assert [v.reason for v in found] == ["SecurityContextNotAllowed"] and broken in found[0].message
+
+
 def test_the_privileged_profile_checks_nothing():
     assert violations("privileged", *security_contexts("privileged", {}, {"privileged": True})) == []
 
