@@ -15,13 +15,24 @@ from kubernetes.client.rest import ApiException
 
 from colonies_operator.colonies import ProcessState
 from colonies_operator.colonies.address import is_loopback
-from tests.e2e.conftest import GROUP, VERSION, Executors, OperatorProcess, log_text, tutorial_spec, wait_final
+from tests.e2e.conftest import CRD_PATH, GROUP, VERSION, Executors, OperatorProcess, log_text, tutorial_spec, wait_final
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 
 # The admin's policy in these tests: the defaults, with a ceiling a resource can exceed.
-POLICY = {"ceiling": {"cpu": "2", "walltimeSeconds": 600}}
+POLICY = {"ceiling": {"cpu": "2", "walltimeSeconds": 600}, "defaults": {"walltimeSeconds": 300}}
+
+
+@pytest.fixture
+def crd(kube_cluster) -> None:
+    """This checkout's CRD, applied before each test: the test cluster is shared, and a CRD without the policy
+    fields, applied meanwhile, would prune them from the resources."""
+    kubectl = ["kubectl", "--kubeconfig", kube_cluster.kubeconfig]
+    subprocess.run(kubectl + ["apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH)], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(kubectl + ["wait", "--for=condition=Established", "--timeout=60s",
+                              "crd/coloniesexecutors.colonyos.io"], check=True, stdout=subprocess.DEVNULL)
 
 
 @pytest.fixture
