@@ -64,7 +64,10 @@ def not_ready_because(executors: Executors, name: str, reason: str) -> dict[str,
     def shows() -> dict[str, Any] | None:
         ready = executors.condition(name, "Ready")
         return ready if ready and ready["status"] == "False" and ready["reason"] == reason else None
-    return wait_for(shows, 60, 0.5, f"ColoniesExecutor {name} not Ready with reason {reason}")
+    try:
+        return wait_for(shows, 60, 0.5, f"ColoniesExecutor {name} not Ready with reason {reason}")
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; its conditions: {(executors.get(name).get('status') or {}).get('conditions')}")
 
 
 def label_namespace(kube_api: client.ApiClient, namespace: str, level: str) -> None:
