@@ -11,8 +11,7 @@ import re
 from typing import Any
 
 from .colonies.address import InvalidHost, check_host
-from .podsecurity import PROFILES
-from .policy import (
+from .limits import (
     DEFAULT_POLICY,
     OperatorPolicy,
     PolicyError,
@@ -21,6 +20,7 @@ from .policy import (
     defaults_from_dict,
     limits_from_dict,
 )
+from .podsecurity import PROFILES
 
 DEFAULT_EXECUTOR_TYPE = "container-executor"
 DEFAULT_FUNCTIONS = ("execute",)
