@@ -184,6 +184,15 @@ def plan_job(process: Process, config: ExecutorConfig) -> JobPlan:
                    cpu=cpu, memory=memory, gpus=gpus, gpu_name=gpu_name, walltime=walltime, ephemeral_storage=storage)
 
 
+def probe_plan(config: ExecutorConfig) -> JobPlan:
+    """The plan of a process that asks for nothing (`true`), for a dry run of this executor's Jobs: the defaults
+    apply; the allowed images and per-process limits do not, as no process is being judged."""
+    return JobPlan(image="busybox:1.35", command=["sh", "-c", "true", "sh"], env={}, nodes=1, processes_per_node=1,
+                   cpu=_resource(None, "", config, "cpu"), memory=_resource(None, "", config, "memory"), gpus=0,
+                   gpu_name="", walltime=_resource(None, "", config, "walltime_seconds"),
+                   ephemeral_storage=_resource(None, "", config, "ephemeral_storage"))
+
+
 def _check_image(image: str, config: ExecutorConfig) -> None:
     """The image must match a pattern of every allowed-images list in force."""
     limits = pol.allowed_image_limits(config)

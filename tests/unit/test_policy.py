@@ -9,7 +9,7 @@ import pytest
 from colonies_operator.colonies import Process
 from colonies_operator.colonies.address import server_url
 from colonies_operator.config import config_from_spec
-from colonies_operator.jobs import InvalidProcess, build_job, plan_job
+from colonies_operator.jobs import InvalidProcess, build_job, plan_job, probe_plan
 from colonies_operator.podsecurity import security_contexts, violations
 from colonies_operator.policy import (
     DEFAULT_POLICY,
@@ -239,6 +239,14 @@ def test_the_admins_default_is_capped_by_a_lower_resource_limit():
 def test_a_bad_storage_condition_says_what_to_fix():
     with pytest.raises(InvalidProcess, match="conditions.storage '1.5Gi' is not understood"):
         plan_job(process(storage="1.5Gi"), config())
+
+
+def test_the_dry_run_probe_meets_no_process_limit_but_gets_the_defaults():
+    cfg = config({"ceiling": {"allowedImages": ["registry.example.com/**"]}},
+                 processLimits={"allowedImages": ["quay.io/**"], "memory": "128Mi"})
+    plan = probe_plan(cfg)
+    assert (plan.cpu, plan.memory, plan.ephemeral_storage, plan.walltime) == ("100m", "128Mi", "2Gi", 86400)
+    build_job(process(), plan, cfg, "cd" * 32)
 
 
 # -- allowed images --------------------------------------------------------------------------------------------------
