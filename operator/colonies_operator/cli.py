@@ -22,6 +22,14 @@ def _run(args: argparse.Namespace) -> int:
 
     import kopf
 
+    from .policy import PolicyError, load_policy
+
+    # A policy the operator cannot read stops it here: running without it would allow what the admin refused.
+    try:
+        policy = load_policy(args.policy_file)
+    except PolicyError as err:
+        raise SystemExit(f"colonies-operator run: --policy-file: {err}") from None
+
     from . import handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json_logs else kopf.LogFormat.PLAIN)
@@ -36,8 +44,9 @@ def _run(args: argparse.Namespace) -> int:
         from . import metrics
 
         metrics.start_server(args.metrics_port, args.metrics_address)
+    # The handlers find the policy in memo.policy.
     kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=namespaces,
-             liveness_endpoint=args.liveness or None)
+             liveness_endpoint=args.liveness or None, memo=kopf.Memo(policy=policy))
     return 0
 
 
@@ -57,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve Prometheus metrics on this port (default 0: off)")
     run.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR",
                      help="the address --metrics-port listens on (default 0.0.0.0)")
+    run.add_argument("--policy-file", default="", metavar="PATH",
+                     help="the cluster admin's policy (YAML or JSON): where Jobs may run, service accounts, tokens, "
+                          "pod security profiles, the ceiling of per-process limits, defaults (default: the safe "
+                          "built-in policy; the chart renders one from its `policy` values)")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (for log collectors)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(handler=_run)

@@ -10,6 +10,18 @@ import dataclasses
 import re
 from typing import Any
 
+from .colonies.address import InvalidHost, check_host
+from .limits import (
+    DEFAULT_POLICY,
+    OperatorPolicy,
+    PolicyError,
+    ProcessDefaults,
+    ProcessLimits,
+    defaults_from_dict,
+    limits_from_dict,
+)
+from .podsecurity import PROFILES
+
 DEFAULT_EXECUTOR_TYPE = "container-executor"
 DEFAULT_FUNCTIONS = ("execute",)
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
@@ -54,6 +66,7 @@ class JobsConfig:
     image_pull_policy: str = "IfNotPresent"
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    pod_security_profile: str = ""  # empty: the policy's default profile
     pod_security_context: dict[str, Any] = dataclasses.field(default_factory=dict)
     security_context: dict[str, Any] = dataclasses.field(default_factory=dict)
     ttl_seconds_after_finished: int = 3600
@@ -86,6 +99,9 @@ class ExecutorConfig:
     max_concurrent_processes: int = 10
     assign_timeout_seconds: int = 10
     location_name: str = ""  # the executor's Colonies location: it gets processes for this location, or for none
+    limits: ProcessLimits = ProcessLimits()
+    defaults: ProcessDefaults = ProcessDefaults()
+    policy: OperatorPolicy = DEFAULT_POLICY  # the cluster admin's, which the resource is checked against
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
@@ -103,12 +119,18 @@ def _positive(value: Any, what: str, default: int, *, allow_zero: bool = False) 
     return value
 
 
-def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str) -> ExecutorConfig:
-    """Validates a ColoniesExecutor spec and fills in defaults. Raises InvalidSpec with a fix-it message."""
+def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
+                     policy: OperatorPolicy = DEFAULT_POLICY) -> ExecutorConfig:
+    """Validates a ColoniesExecutor spec and fills in defaults. Raises InvalidSpec with a fix-it message.
+    What the admin's `policy` refuses is for policy.check_resource to say."""
     server = spec.get("server") or {}
     host = server.get("host")
     if not host or not isinstance(host, str):
         raise InvalidSpec("spec.server.host is required: the Colonies server's host name or address")
+    try:
+        check_host(host)
+    except InvalidHost as err:
+        raise InvalidSpec(f"spec.server.host {err}") from None
     port = server.get("port", 50080)
     if not isinstance(port, int) or not 0 < port < 65536:
         raise InvalidSpec(f"spec.server.port must be a TCP port (1-65535), not {port!r}")
@@ -147,6 +169,17 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str) -> Exec
     pull_secrets = jobs.get("imagePullSecrets") or []
     if not all(isinstance(s, str) for s in pull_secrets):
         raise InvalidSpec("spec.jobs.imagePullSecrets is a list of Secret names")
+    profile = jobs.get("podSecurityProfile") or ""
+    if profile and profile not in PROFILES:
+        raise InvalidSpec(f"spec.jobs.podSecurityProfile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    for key in ("podSecurityContext", "securityContext"):
+        if not isinstance(jobs.get(key) or {}, dict):
+            raise InvalidSpec(f"spec.jobs.{key} must be an object (a core Kubernetes {key[0].upper()}{key[1:]})")
+    try:
+        limits = limits_from_dict(spec.get("processLimits"), "spec.processLimits")
+        defaults = defaults_from_dict(spec.get("processDefaults"), "spec.processDefaults")
+    except PolicyError as err:
+        raise InvalidSpec(str(err)) from None
     gpu = spec.get("gpu") or {}
     location = spec.get("locationName") or ""
     if not isinstance(location, str) or location != location.strip() or "\x00" in location:
@@ -172,6 +205,7 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str) -> Exec
             image_pull_policy=pull_policy,
             labels=_string_map(jobs.get("labels"), "spec.jobs.labels"),
             annotations=_string_map(jobs.get("annotations"), "spec.jobs.annotations"),
+            pod_security_profile=profile,
             pod_security_context=dict(jobs.get("podSecurityContext") or {}),
             security_context=dict(jobs.get("securityContext") or {}),
             ttl_seconds_after_finished=_positive(jobs.get("ttlSecondsAfterFinished"),
@@ -185,6 +219,9 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str) -> Exec
         max_concurrent_processes=_positive(spec.get("maxConcurrentProcesses"), "spec.maxConcurrentProcesses", 10),
         assign_timeout_seconds=_positive(spec.get("assignTimeoutSeconds"), "spec.assignTimeoutSeconds", 10),
         location_name=location,
+        limits=limits,
+        defaults=defaults,
+        policy=policy,
     )
 
 

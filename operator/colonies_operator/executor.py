@@ -20,12 +20,25 @@ from .colonies import ColoniesError, Process, ProcessState
 from .config import ExecutorConfig, InvalidSpec, config_from_spec
 from .decide import ProcessView
 from .kubeapi import KubeApi, KubeError
-from .jobs import build_job, plan_job
+from .jobs import build_job, probe_plan
 from .names import ANNOTATION_ATTEMPT, ANNOTATION_PROCESS_ID, LABEL_EXECUTOR_ID, label_value
 from .assign import AssignLoop
 from .reconcile import Reconciler
 from .registration import Identity, colonies_client_for, connect, register
-from .status import JOBS, PAUSED, READY, REACHABLE, REGISTERED, Problem, now_iso, ready_from, with_condition
+from .policy import DEFAULT_POLICY, OperatorPolicy, check_resource, server_security
+from .status import (
+    ALLOWED,
+    JOBS,
+    PAUSED,
+    READY,
+    REACHABLE,
+    REGISTERED,
+    SECURE,
+    Problem,
+    now_iso,
+    ready_from,
+    with_condition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +50,8 @@ class ExecutorRuntime:
     """Runs one ColoniesExecutor until stopped. `reload(resource)` makes it re-read its spec."""
 
     def __init__(self, kube: KubeApi, view: ClusterView, resource: dict[str, Any],
-                 log_limiter: asyncio.Semaphore) -> None:
-        self.kube, self.view = kube, view
+                 log_limiter: asyncio.Semaphore, policy: OperatorPolicy = DEFAULT_POLICY) -> None:
+        self.kube, self.view, self.policy = kube, view, policy
         meta = resource["metadata"]
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta.get("uid", "")
         self.resource = resource
@@ -143,9 +156,16 @@ class ExecutorRuntime:
 
     async def _run_once(self) -> None:
         try:
-            config = config_from_spec(self.resource.get("spec") or {}, namespace=self.namespace, name=self.name)
+            config = config_from_spec(self.resource.get("spec") or {}, namespace=self.namespace, name=self.name,
+                                      policy=self.policy)
         except InvalidSpec as err:
             raise Problem(REGISTERED, "InvalidSpec", str(err)) from None
+        self.set_condition(SECURE, *server_security(config))
+        # What the admin's policy refuses stops here: no registration, no assign, no Job.
+        violations = check_resource(config)
+        if violations:
+            raise Problem(ALLOWED, violations[0].reason, "; ".join(v.message for v in violations))
+        self.set_condition(ALLOWED, True, "Allowed", "the operator's policy allows what the spec asks for")
         client = await colonies_client_for(self.kube, config)
         await connect(client, config)
         self.view.nodes.subscribe(self._subscriber_key, self._nodes_changed.set)
@@ -237,7 +257,7 @@ class ExecutorRuntime:
         probe = Process.from_dict({"processid": "0" * 64, "spec": {"funcname": config.functions[0], "kwargs": {
             "docker-image": "busybox:1.35", "cmd": "true"}, "conditions": {"nodes": 1, "processespernode": 1}}})
         try:
-            job = build_job(probe, plan_job(probe, config), config, self.identity.executor_id)
+            job = build_job(probe, probe_plan(config), config, self.identity.executor_id)
             await self.kube.create_job(job, dry_run=True)
         except KubeError as err:
             if err.transient:

@@ -12,6 +12,7 @@ from . import metrics
 from .cache import ClusterView
 from .colonies import ColoniesError, ProcessState
 from .config import InvalidSpec, config_from_spec
+from .policy import DEFAULT_POLICY
 from .executor import ExecutorRuntime
 from .kubeapi import KubeApi, KubeError
 from .names import FINALIZER, GROUP, PLURAL, VERSION, owned_selector
@@ -57,7 +58,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 async def run_executor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """The executor's whole life: it stops when the resource is deleted or the operator exits."""
     uid = body["metadata"]["uid"]
-    runtime = ExecutorRuntime(memo.kube, memo.view, dict(body), memo.log_streams)
+    runtime = ExecutorRuntime(memo.kube, memo.view, dict(body), memo.log_streams,
+                              policy=memo.get("policy") or DEFAULT_POLICY)
     memo.runtimes[uid] = runtime
     task = asyncio.create_task(runtime.run(), name=f"executor-{body['metadata']['name']}")
     try:
@@ -88,7 +90,8 @@ async def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, names
         runtime.reconciler.deleting = True
         await runtime.stop()
     try:
-        config = config_from_spec(dict(spec), namespace=namespace, name=name)
+        config = config_from_spec(dict(spec), namespace=namespace, name=name,
+                                  policy=memo.get("policy") or DEFAULT_POLICY)
     except InvalidSpec:
         return  # it never ran
     executor_id = (body.get("status") or {}).get("executorId")
@@ -115,7 +118,11 @@ async def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, names
                                   delay=10)
     except ColoniesError as err:
         raise kopf.TemporaryError(f"cannot hand {config.executor_name}'s work back to Colonies: {err}", delay=10)
-    if executor_id:
+    if not config.policy.allows_namespace(config.jobs.namespace, namespace):
+        # The policy refused the namespace, so no Job of this executor went there (and the chart grants no
+        # rights there): nothing to delete, and a forbidden list would hold the deletion forever.
+        logger.info("no Jobs to delete: the policy does not allow namespace %s", config.jobs.namespace)
+    elif executor_id:
         try:
             jobs, _ = await kube.list(f"/apis/batch/v1/namespaces/{config.jobs.namespace}/jobs",
                                       label_selector=owned_selector(executor_id), resource="jobs")

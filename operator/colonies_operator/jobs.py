@@ -5,11 +5,17 @@ Mapping (compatible with the official container executors' `execute` convention)
   `sh -c`; `args` (a list of strings) are appended to it as positional parameters ("$@"), never pasted into
   the command text, so no quote in an argument can break or inject; `init-cmd` runs first.
   `{processid}` in `cmd`, `args` and `init-cmd` becomes the process id.
-- conditions `cpu` and `mem` are each container's requests and limits; `gpu.count` is each container's
-  GPU limit under the configured resource name; `gpu.name` selects nodes by the configured label.
+- conditions `cpu`, `mem` and `storage` are each container's requests and limits (cpu, memory,
+  ephemeral-storage); `gpu.count` is each container's GPU limit under the configured resource name;
+  `gpu.name` selects nodes by the configured label. A process that gives none of cpu, mem, storage or walltime
+  gets the resource's default (spec.processDefaults), else the cluster admin's (policy.defaults).
 - `nodes` becomes an Indexed Job with that many pods running in parallel (the index is in
   JOB_COMPLETION_INDEX and COLONIES_NODE_INDEX); `processespernode` becomes that many containers per pod
   (COLONIES_PROCESS_INDEX); `walltime` becomes the Job's activeDeadlineSeconds.
+- Every value is checked against the limits in force (the resource's spec.processLimits within the admin's
+  policy.ceiling); a process beyond one is refused with the limit and who sets it. The image must match the
+  allowed-image patterns of both.
+- Pods get the pod security profile's settings (podsecurity.py), with the resource's own merged over them.
 - backoffLimit is 0: Colonies' maxretries owns retries.
 - The process output: a container may write it to /dev/termination-log (a JSON list, or text that becomes
   one string); the first container of pod 0 speaks for the process.
@@ -32,6 +38,7 @@ import json
 import re
 from typing import Any, Collection
 
+from . import policy as pol
 from .colonies.models import Process
 from .config import ExecutorConfig
 from .names import (
@@ -49,6 +56,7 @@ from .names import (
     job_name,
     label_value,
 )
+from .podsecurity import security_contexts
 
 TERMINATION_LOG = "/dev/termination-log"
 
@@ -96,6 +104,7 @@ class JobPlan:
     input_json: str = "[]"  # the process's input (its workflow parents' outputs), as COLONIES_PROCESS_INPUT
     image_pull_policy: str | None = None  # kwargs rebuild-image: "Always"; None: the resource's policy
     debug: bool = False  # kwargs debug: the executor adds what it does to the process log
+    ephemeral_storage: str | None = None
 
     @property
     def containers_total(self) -> int:
@@ -131,6 +140,7 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
         raise InvalidProcess("kwargs 'docker-image' is required: the container image to run, e.g. \"busybox:1.35\"")
     if any(c.isspace() for c in image) or "\x00" in image:
         raise InvalidProcess(f"kwargs 'docker-image' {image[:100]!r} is not an image reference")
+    _check_image(image.strip(), config)
     cmd = kwargs.get("cmd")
     if not isinstance(cmd, str) or not cmd.strip():
         raise InvalidProcess("kwargs 'cmd' is required: the command line to run, e.g. \"echo hello world\"")
@@ -176,13 +186,19 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
         raise InvalidProcess(f"env exceeds {MAX_ENV_BYTES // 1024} KiB")
 
     conditions = spec.conditions
-    nodes = _count(conditions.nodes, "conditions.nodes", MAX_NODES)
-    per_node = _count(conditions.processespernode, "conditions.processespernode", MAX_PROCESSES_PER_NODE)
-    cpu = _cpu(conditions.cpu)
-    memory = _memory(conditions.mem)
+    nodes = _within(_count(conditions.nodes, "conditions.nodes", MAX_NODES), "conditions.nodes", config, "nodes")
+    per_node = _within(_count(conditions.processespernode, "conditions.processespernode", MAX_PROCESSES_PER_NODE),
+                       "conditions.processespernode", config, "processes_per_node")
+    _within(nodes * per_node, "conditions.nodes × processespernode (containers)", config, "containers_per_process")
+    cpu = _resource(_cpu(conditions.cpu), "conditions.cpu", config, "cpu")
+    memory = _resource(_memory(conditions.mem), "conditions.mem", config, "memory")
+    storage = _resource(_memory(conditions.storage, "conditions.storage"), "conditions.storage", config,
+                        "ephemeral_storage")
     gpus = conditions.gpu.count
     if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 <= gpus <= MAX_GPUS:
         raise InvalidProcess(f"conditions.gpu.count must be a whole number from 0 to {MAX_GPUS}, not {gpus!r}")
+    if gpus:
+        _within(gpus, "conditions.gpu.count", config, "gpus")
     gpu_name = conditions.gpu.name or ""
     if gpu_name and (len(gpu_name) > _LABEL_VALUE_LIMIT or not _LABEL_VALUE.match(gpu_name)):
         raise InvalidProcess(f"conditions.gpu.name {gpu_name[:100]!r} cannot be matched against a node label: "
@@ -198,6 +214,7 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
         raise InvalidProcess(f"conditions.walltime must be a non-negative number of seconds, not {walltime!r}")
     if walltime > MAX_WALLTIME_SECONDS:
         raise InvalidProcess(f"conditions.walltime {walltime}s is more than a year; give the real limit in seconds")
+    walltime = _resource(walltime or None, "conditions.walltime", config, "walltime_seconds")
     inputs = process.inputs if isinstance(process.inputs, list) else []
     input_json = json.dumps(inputs, separators=(",", ":"), ensure_ascii=False)
     try:
@@ -209,9 +226,55 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
                              f"more than the {MAX_INPUT_BYTES // 1024} KiB that {INPUT_ENV} can carry; let the "
                              "parents output where their results are (a URL or an object key), not the results")
     return JobPlan(image=image.strip(), command=command, env=checked_env, nodes=nodes, processes_per_node=per_node,
-                   cpu=cpu, memory=memory, gpus=gpus, gpu_name=gpu_name, walltime=walltime or None,
+                   cpu=cpu, memory=memory, gpus=gpus, gpu_name=gpu_name, walltime=walltime, ephemeral_storage=storage,
                    input_json=input_json, image_pull_policy="Always" if _flag(kwargs.get("rebuild-image")) else None,
                    debug=_flag(kwargs.get("debug")))
+
+
+def probe_plan(config: ExecutorConfig) -> JobPlan:
+    """The plan of a process that asks for nothing (`true`), for a dry run of this executor's Jobs: the defaults
+    apply; the allowed images and per-process limits do not, as no process is being judged."""
+    return JobPlan(image="busybox:1.35", command=["sh", "-c", "true", "sh"], env={}, nodes=1, processes_per_node=1,
+                   cpu=_resource(None, "", config, "cpu"), memory=_resource(None, "", config, "memory"), gpus=0,
+                   gpu_name="", walltime=_resource(None, "", config, "walltime_seconds"),
+                   ephemeral_storage=_resource(None, "", config, "ephemeral_storage"))
+
+
+def _check_image(image: str, config: ExecutorConfig) -> None:
+    """The image must match a pattern of every allowed-images list in force."""
+    limits = pol.allowed_image_limits(config)
+    if not limits:
+        return
+    try:
+        full = pol.normalize_image(image)
+    except ValueError as err:
+        raise InvalidProcess(f"kwargs 'docker-image' {err}") from None
+    for limit in limits:
+        if not any(pol.image_matches(full, pattern) for pattern in limit.value):
+            raise InvalidProcess(f"image {full} is not allowed: {limit.describe()}, allows only "
+                                 f"{', '.join(limit.value)}; use an image that matches")
+
+
+def _within(value: int, what: str, config: ExecutorConfig, field: str) -> int:
+    limit = pol.limit_for(config, field)
+    if limit is not None and value > limit.value:
+        raise InvalidProcess(f"{what} {value} is above the limit of {limit.value} ({limit.describe()})")
+    return value
+
+
+def _resource(value: Any, what: str, config: ExecutorConfig, field: str) -> Any:
+    """A quantity or walltime within its limit; absent, the default (no more than the limit)."""
+    limit = pol.limit_for(config, field)
+    if value is None:
+        value = pol.default_for(config, field)
+        if value is not None and limit is not None and pol.compare_limit(field, value, limit.value) > 0:
+            value = limit.value
+        return value
+    if limit is not None and pol.compare_limit(field, value, limit.value) > 0:
+        per = " per container" if field in ("cpu", "memory", "ephemeral_storage") else ""
+        raise InvalidProcess(f"{what} {value} is above the limit of {limit.value}{per} ({limit.describe()})")
+    return value
+
 
 
 def _count(value: Any, what: str, limit: int) -> int:
@@ -232,12 +295,12 @@ def _cpu(value: Any) -> str | None:
     return None if int(match.group(1)) == 0 else f"{int(match.group(1))}m"
 
 
-def _memory(value: Any) -> str | None:
+def _memory(value: Any, what: str = "conditions.mem") -> str | None:
     if value in ("", None):
         return None
     match = _MEM.match(value) if isinstance(value, str) else None
     if not match:
-        raise InvalidProcess(f"conditions.mem {str(value)[:50]!r} is not understood: give a whole number with a "
+        raise InvalidProcess(f"{what} {str(value)[:50]!r} is not understood: give a whole number with a "
                              "unit, e.g. \"256Mi\" or \"2Gi\"")
     amount = int(match.group(1))
     return None if amount == 0 else f"{amount}{_MEM_UNITS[match.group(2) or '']}"
@@ -270,8 +333,13 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
     if plan.memory:
         resources.setdefault("requests", {})["memory"] = plan.memory
         resources.setdefault("limits", {})["memory"] = plan.memory
+    if plan.ephemeral_storage:
+        resources.setdefault("requests", {})["ephemeral-storage"] = plan.ephemeral_storage
+        resources.setdefault("limits", {})["ephemeral-storage"] = plan.ephemeral_storage
     if plan.gpus:
         resources.setdefault("limits", {})[config.gpu.resource_name] = str(plan.gpus)
+    pod_context, container_context = security_contexts(pol.profile_of(config), config.jobs.pod_security_context,
+                                                       config.jobs.security_context)
 
     base_env = [{"name": k, "value": v} for k, v in sorted(plan.env.items())]
     base_env += [
@@ -295,8 +363,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         }
         if resources:
             container["resources"] = json.loads(json.dumps(resources))
-        if config.jobs.security_context:
-            container["securityContext"] = dict(config.jobs.security_context)
+        if container_context:
+            container["securityContext"] = json.loads(json.dumps(container_context))
         containers.append(container)
 
     pod_spec: dict[str, Any] = {
@@ -316,8 +384,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         pod_spec["serviceAccountName"] = config.jobs.service_account_name
     if config.jobs.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in config.jobs.image_pull_secrets]
-    if config.jobs.pod_security_context:
-        pod_spec["securityContext"] = dict(config.jobs.pod_security_context)
+    if pod_context:
+        pod_spec["securityContext"] = pod_context
 
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",

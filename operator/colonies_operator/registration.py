@@ -25,6 +25,7 @@ from .colonies import (
     ServerError,
     crypto,
 )
+from .colonies.address import server_url
 from .colonies.aio import AsyncColoniesClient
 from .colonies.client import function_payload
 from .config import ExecutorConfig, SecretKeyRef
@@ -75,8 +76,7 @@ async def colonies_client_for(kube: KubeApi, config: ExecutorConfig) -> AsyncCol
         if not path.exists():
             path.write_text(pem)
         ca_file = str(path)
-    scheme = "https" if server.tls else "http"
-    return AsyncColoniesClient(f"{scheme}://{server.host}:{server.port}/api", ca_bundle=ca_file,
+    return AsyncColoniesClient(server_url(server.host, server.port, server.tls, "/api"), ca_bundle=ca_file,
                                on_rpc=metrics.colonies_rpc)
 
 

@@ -9,6 +9,12 @@ from typing import Any
 READY, REGISTERED, REACHABLE = "Ready", "Registered", "ColoniesReachable"
 JOBS = "JobsAccepted"  # Kubernetes takes this executor's Jobs (namespace, rights, spec.jobs)
 PAUSED = "Assigning"  # False while the colony's assignments are paused
+# Allowed: the cluster admin's operator policy allows what the spec asks for (policy.check_resource).
+ALLOWED = "Allowed"
+# Secure: the connection to Colonies cannot be read or replayed on the way (policy.server_security). It warns
+# and does not change Ready: plain HTTP inside a trusted network is the admin's call.
+SECURE = "Secure"
+INFORMATIONAL = {SECURE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +52,13 @@ def with_condition(conditions: list[dict[str, Any]], kind: str, status: bool, re
     if not found:
         result.append({"type": kind, "status": value, "reason": reason, "message": message,
                        "lastTransitionTime": now_iso(now), "observedGeneration": generation})
-    order = {READY: 0, REGISTERED: 1, REACHABLE: 2, JOBS: 3, PAUSED: 4}
+    order = {READY: 0, ALLOWED: 1, REGISTERED: 2, REACHABLE: 3, JOBS: 4, PAUSED: 5, SECURE: 6}
     return sorted(result, key=lambda c: order.get(c["type"], 9))
 
 
 def ready_from(conditions: list[dict[str, Any]]) -> tuple[bool, str, str]:
-    """Ready is True when every other condition is; otherwise the first failing one explains it."""
+    """Ready is True when every other condition is (Secure aside); otherwise the first failing one explains it."""
     for condition in conditions:
-        if condition.get("type") != READY and condition.get("status") != "True":
+        if condition.get("type") not in (READY, *INFORMATIONAL) and condition.get("status") != "True":
             return False, condition.get("reason") or "NotReady", condition.get("message") or ""
     return True, "Polling", "registered and polling Colonies for processes"

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from colonies_operator.policy import DEFAULT_POLICY, policy_from_dict
 from tests.chart.crd_schema import SCHEMA_PATH, executor_spec_schema
 from tests.chart.helm import CHART, REPO, helm, render
 from tests.fixtures.kube import delete_namespace
@@ -45,9 +46,10 @@ def executor(name: str, **spec: Any) -> dict[str, Any]:
 # Value combinations, as functions of (release namespace, [two more namespaces]).
 COMBINATIONS: dict[str, Callable[[str, list[str]], dict[str, Any]]] = {
     "defaults": lambda ns, more: {},
-    "cluster-wide RBAC": lambda ns, more: {"rbac": {"clusterWide": True}},
+    "jobs in any namespace": lambda ns, more: {"policy": {"jobNamespaces": ["*"]}},
     "all namespaces": lambda ns, more: {"watchAllNamespaces": True},
-    "several namespaces": lambda ns, more: {"watchNamespaces": [ns, more[0]], "rbac": {"jobNamespaces": [more[1]]}},
+    "several namespaces": lambda ns, more: {"watchNamespaces": [ns, more[0]], "policy": {"jobNamespaces": [more[1]]}},
+    "a strict policy": lambda ns, more: {"policy": STRICT_POLICY},
     "service monitor": lambda ns, more: {"metrics": {"serviceMonitor": {"enabled": True, "interval": "15s",
                                                                          "labels": {"release": "prometheus"}}}},
     "no metrics, plain verbose logs": lambda ns, more: {"metrics": {"enabled": False},
@@ -77,6 +79,15 @@ COMBINATIONS: dict[str, Callable[[str, list[str]], dict[str, Any]]] = {
     },
 }
 NAMESPACES = ["release-ns", "second-ns", "third-ns"]
+STRICT_POLICY = {
+    "serviceAccountNames": ["runner"], "allowServiceAccountToken": False,
+    "podSecurity": {"defaultProfile": "restricted", "allowedProfiles": ["restricted"]},
+    "maxConcurrentProcesses": 20,
+    "ceiling": {"allowedImages": ["registry.example.com/**"], "cpu": "2", "memory": "4Gi", "ephemeralStorage": "10Gi",
+                "gpus": 0, "nodes": 2, "processesPerNode": 2, "containersPerProcess": 4, "walltimeSeconds": 3600},
+    "defaults": {"cpu": "250m", "memory": "512Mi", "ephemeralStorage": "1Gi", "walltimeSeconds": 600},
+    "clusterDomain": "corp.local",
+}
 
 
 # -- without a cluster -----------------------------------------------------------------------------------------
@@ -155,6 +166,12 @@ def test_every_value_in_values_yaml_has_a_comment():
      "additional properties 'maxConcurentProcesses' not allowed"),
     ({"logging": {"format": "text"}}, "value must be one of"),
     ({"securityContext": {"runAsUser": 0}}, "minimum"),
+    ({"rbac": {"jobNamespaces": ["a"]}}, "additional properties 'jobNamespaces' not allowed"),
+    ({"rbac": {"clusterWide": True}}, "additional properties 'clusterWide' not allowed"),
+    ({"policy": {"ceiling": {"cpus": "4"}}}, "additional properties 'cpus' not allowed"),
+    ({"policy": {"ceiling": {"memory": "1.5Gi"}}}, "does not match"),
+    ({"policy": {"podSecurity": {"defaultProfile": "root"}}}, "value must be one of"),
+    ({"policy": {"jobNamespaces": ["Kube_System"]}}, "jobNamespaces"),
 ])
 def test_the_schema_rejects_typos_and_secrets(values, message):
     with pytest.raises(AssertionError) as failure:
@@ -168,6 +185,11 @@ def test_the_schema_rejects_typos_and_secrets(values, message):
     ({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "needs metrics.enabled"),
     ({"executors": [executor("e", credentials={"colonyKeySecret": {"name": "s"}}) | {"namespace": "elsewhere"}]},
      "which the operator does not watch"),
+    ({"executors": [executor("e", credentials={"colonyKeySecret": {"name": "s"}}, jobs={"namespace": "kube-system"})]},
+     "runs its Jobs in namespace kube-system, which the policy does not allow: add it to policy.jobNamespaces"),
+    ({"policy": {"podSecurity": {"defaultProfile": "privileged"}}},
+     "policy.podSecurity.defaultProfile privileged must be one of policy.podSecurity.allowedProfiles"),
+    ({"policy": {"jobNamespaces": ["*", "jobs"]}}, "list nothing else with it"),
 ])
 def test_contradictory_values_fail_with_a_reason(values, message):
     with pytest.raises(AssertionError, match=message):
@@ -191,10 +213,13 @@ def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
     assert container["securityContext"] == {
         "runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "privileged": False,
         "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
-    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"},
+                                         {"name": "policy", "mountPath": "/etc/colonies-operator", "readOnly": True}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                              {"name": "policy", "configMap": {"name": f"{FULLNAME}-policy"}}]
     assert container["args"] == ["run", "--namespace=release-ns", "--liveness=http://0.0.0.0:8080/healthz",
-                                 "--json-logs", "--metrics-port=9090"]
+                                 "--policy-file=/etc/colonies-operator/policy.json", "--json-logs",
+                                 "--metrics-port=9090"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
@@ -202,8 +227,8 @@ def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
     assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
 
 
-def test_rbac_is_a_role_per_watched_namespace_by_default():
-    _, objects = render("release-ns", {"watchNamespaces": ["a", "b"], "rbac": {"jobNamespaces": ["b", "jobs"]}})
+def test_rbac_is_a_role_per_watched_namespace_and_a_jobs_role_per_policy_job_namespace():
+    _, objects = render("release-ns", {"watchNamespaces": ["a", "b"], "policy": {"jobNamespaces": ["b", "jobs"]}})
     # Cluster-wide, only reading Nodes (for the executors' capabilities).
     nodes_role, nodes_binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
     assert nodes_role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
@@ -226,8 +251,31 @@ def test_rbac_is_a_role_per_watched_namespace_by_default():
         ["--namespace=a", "--namespace=b"]
 
 
-@pytest.mark.parametrize("values", [{"rbac": {"clusterWide": True}}, {"watchAllNamespaces": True}])
-def test_rbac_is_one_cluster_role_when_cluster_wide(values):
+def test_by_default_the_operator_may_touch_only_the_release_namespace():
+    _, objects = render("release-ns")
+    # Cluster-wide it only reads Nodes (the executors' capabilities).
+    assert [rule for role in by_kind(objects, "ClusterRole") for rule in role["rules"]] == \
+        [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
+    assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(objects, "Role")] == \
+        [("release-ns", FULLNAME)]
+
+
+def test_jobs_in_any_namespace_get_a_jobs_only_cluster_role_and_secrets_stay_in_watched_namespaces():
+    _, objects = render("release-ns", {"watchNamespaces": ["a", "b"], "policy": {"jobNamespaces": ["*"]},
+                                       "rbac": {"readNodes": False}})
+    role, binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
+    assert role["metadata"]["name"] == binding["roleRef"]["name"] == f"release-ns-{FULLNAME}-jobs"
+    assert {rule["apiGroups"][0] + "/" + rule["resources"][0] for rule in role["rules"]} == \
+        {"batch/jobs", "/pods", "/pods/log"}
+    roles = by_kind(objects, "Role")
+    assert {r["metadata"]["namespace"] for r in roles} == {"a", "b"}
+    for namespaced in roles:
+        resources = {res for rule in namespaced["rules"] for res in rule["resources"]}
+        assert "secrets" in resources and "jobs" not in resources
+
+
+def test_rbac_is_one_cluster_role_when_every_namespace_is_served():
+    values = {"watchAllNamespaces": True}
     _, objects = render("release-ns", values)
     assert by_kind(objects, "Role") == [] and by_kind(objects, "RoleBinding") == []
     role, binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
@@ -237,11 +285,46 @@ def test_rbac_is_one_cluster_role_when_cluster_wide(values):
     assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]} in role["rules"]
 
 
-@pytest.mark.parametrize("values", [{}, {"rbac": {"clusterWide": True}}])
+@pytest.mark.parametrize("values", [{}, {"watchAllNamespaces": True}])
 def test_without_read_nodes_no_rule_mentions_nodes(values):
     _, objects = render("release-ns", {**values, "rbac": {**values.get("rbac", {}), "readNodes": False}})
     rules = [rule for kind in ("ClusterRole", "Role") for role in by_kind(objects, kind) for rule in role["rules"]]
     assert rules and not [rule for rule in rules if "nodes" in rule["resources"]]
+
+
+def rendered_policy(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The policy file the chart renders, and the Deployment."""
+    _, objects = render("release-ns", values)
+    config_map = the(objects, "ConfigMap")
+    assert config_map["metadata"]["name"] == f"{FULLNAME}-policy"
+    return json.loads(config_map["data"]["policy.json"]), the(objects, "Deployment")
+
+
+def test_the_policy_of_the_default_values_is_the_operators_built_in_policy():
+    data, _ = rendered_policy({})
+    assert policy_from_dict(data) == DEFAULT_POLICY
+
+
+def test_policy_values_become_the_operators_policy_and_null_means_no_limit():
+    data, _ = rendered_policy({"policy": {**STRICT_POLICY, "jobNamespaces": ["jobs"]}})
+    policy = policy_from_dict(data)
+    assert policy.job_namespaces == ("jobs",) and policy.service_account_names == ("runner",)
+    assert (policy.default_profile, policy.allowed_profiles) == ("restricted", ("restricted",))
+    assert (policy.ceiling.cpu, policy.ceiling.gpus, policy.ceiling.containers_per_process) == ("2", 0, 4)
+    assert (policy.defaults.memory, policy.defaults.walltime_seconds) == ("512Mi", 600)
+    assert policy.cluster_domain == "corp.local" and policy.max_concurrent_processes == 20
+    data, _ = rendered_policy({"policy": {"ceiling": {"containersPerProcess": None},
+                                          "defaults": {"walltimeSeconds": None}}})
+    assert data["ceiling"]["containersPerProcess"] is None, "every key is written out: null is no limit"
+    policy = policy_from_dict(data)
+    assert policy.ceiling.containers_per_process is None and policy.defaults.walltime_seconds is None
+
+
+def test_a_policy_change_rolls_the_operator_pod():
+    def checksum(values):
+        return rendered_policy(values)[1]["spec"]["template"]["metadata"]["annotations"]["checksum/policy"]
+    assert checksum({}) == checksum({"podAnnotations": {"a": "b"}})
+    assert checksum({}) != checksum({"policy": {"jobNamespaces": ["jobs"]}})
 
 
 def test_the_service_monitor_selects_the_metrics_service():

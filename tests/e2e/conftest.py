@@ -35,14 +35,16 @@ def crd(kube_cluster) -> None:
 class OperatorProcess:
     """`colonies-operator run` in a subprocess, watching one or more namespaces."""
 
-    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path) -> None:
+    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path, extra_args: list[str] = ()) -> None:
         self.kubeconfig, self.namespaces, self.log_path = kubeconfig, namespaces, log_path
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "OperatorProcess":
         command = [sys.executable, "-m", "colonies_operator.cli", "run"]
         for ns in self.namespaces:
             command += ["--namespace", ns]
+        command += self.extra_args
         env = dict(os.environ, KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

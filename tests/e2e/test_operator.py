@@ -164,10 +164,12 @@ def test_two_executors_in_two_namespaces_do_not_cross(kube_cluster, crd, colony,
 MAPPING_CASES = [
     # conditions, expected (parallelism, containers, cpu, memory, gpus, node selector, deadline)
     ({"cpu": "250m", "mem": "32Mi", "walltime": 30}, (1, 1, "250m", "32Mi", None, None, 30)),
-    ({"cpu": "1000m", "mem": "1Gi", "walltime": 0}, (1, 1, "1", "1Gi", None, None, None)),
+    # walltime 0: the default walltime (policy.defaults, a day) is the deadline.
+    ({"cpu": "1000m", "mem": "1Gi", "walltime": 0}, (1, 1, "1", "1Gi", None, None, 86400)),
     ({"nodes": 3, "processespernode": 1, "cpu": "10m", "mem": "16Mi"}, (3, 1, "10m", "16Mi", None, None, 120)),
     ({"nodes": 2, "processespernode": 3, "cpu": "10m", "mem": "8Mi"}, (2, 3, "10m", "8Mi", None, None, 120)),
-    ({"gpu": {"count": 2}, "mem": "16Mi", "cpu": ""}, (1, 1, None, "16Mi", "2", None, 120)),
+    # No cpu: the default cpu (policy.defaults, 100m).
+    ({"gpu": {"count": 2}, "mem": "16Mi", "cpu": ""}, (1, 1, "100m", "16Mi", "2", None, 120)),
     # A GPU model selects nodes by spec.gpu.nodeLabel, and must be one the cluster has: the test node's GPUs
     # carry no product label, so the test selects its GPU "model" by architecture.
     ({"gpu": {"count": 1, "name": "amd64"}}, (1, 1, "100m", "64Mi", "1", {"kubernetes.io/arch": "amd64"}, 120)),

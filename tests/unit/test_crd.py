@@ -220,6 +220,20 @@ def test_examples_hold_placeholders_not_keys():
     ("server.port", 65536),
     ("server.tls", "yes"),
     ("server.host", ""),
+    ("server.host", "svc/path?"),
+    ("server.host", "colonies.example.org/api?x="),
+    ("server.host", "http://colonies.example.org"),
+    ("server.host", "colonies.example.org:50080"),
+    ("server.host", "user@colonies.example.org"),
+    ("server.host", "[fd00::5]"),
+    ("jobs.podSecurityProfile", "root"),
+    ("processLimits.cpu", "lots"),
+    ("processLimits.memory", "1.5Gi"),
+    ("processLimits.nodes", 0),
+    ("processLimits.nodes", 128),
+    ("processLimits.gpus", -1),
+    ("processLimits.allowedImages", "busybox:*"),
+    ("processDefaults.walltimeSeconds", 0),
     ("colonyName", 7),
     ("functions", []),
     ("functions", "execute"),
@@ -249,6 +263,24 @@ def test_schema_rejects_wrong_values(path, value):
         node = node.setdefault(part, {})
     node[leaf] = value
     assert list(validator.iter_errors(good)) != []
+
+
+@pytest.mark.parametrize("host", ["colonies", "colonies.colonyos.svc.cluster.local", "10.88.0.1", "fd00::5", "::1",
+                                  "a-b.example-1.org"])
+def test_schema_and_config_accept_host_names_and_addresses(host):
+    spec = copy.deepcopy(MINIMAL_SPEC)
+    spec["server"]["host"] = host
+    assert list(_validator().iter_errors({"spec": spec})) == []
+    assert cfg.config_from_spec(spec, namespace="ns", name="n").server.host == host
+
+
+@pytest.mark.parametrize("host", ["svc/path?", "h.example/api?x=", "http://h.example", "h.example:80", "u@h.example",
+                                  "[fd00::5]", "h .example", "-h.example", "cafe:80:1"])
+def test_config_refuses_a_host_with_more_than_a_host_in_it(host):
+    spec = copy.deepcopy(MINIMAL_SPEC)
+    spec["server"]["host"] = host
+    with pytest.raises(cfg.InvalidSpec, match="spec.server.host .* is not a DNS name or an IP address"):
+        cfg.config_from_spec(spec, namespace="ns", name="n")
 
 
 @pytest.mark.parametrize("missing", ["server", "colonyName", "credentials"])

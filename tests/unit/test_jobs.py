@@ -44,8 +44,8 @@ def test_tutorial_spec_becomes_a_job():
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     (container,) = pod["containers"]
     assert container["command"] == ["sh", "-c", "echo hello world", "sh"]
-    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "256Mi"},
-                                      "limits": {"cpu": "500m", "memory": "256Mi"}}
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "2Gi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "2Gi"}}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["COLONIES_PROCESS_ID"] == PID
 
@@ -82,7 +82,7 @@ def test_nodes_processes_per_node_and_gpus(nodes, per_node, gpus):
 
 
 @pytest.mark.parametrize("mem, quantity", [("1Gi", "1Gi"), ("512MiB", "512Mi"), ("2G", "2G"), ("100KB", "100k"),
-                                           ("0Mi", None), ("", None)])
+                                           ("0Mi", "256Mi"), ("", "256Mi")])
 def test_memory_units_become_kubernetes_quantities(mem, quantity):
     container = job_for(process(conditions={"mem": mem}))["spec"]["template"]["spec"]["containers"][0]
     assert container.get("resources", {}).get("limits", {}).get("memory") == quantity
@@ -98,8 +98,9 @@ def test_the_resource_spec_shapes_the_pod():
     assert pod["serviceAccountName"] == "runner" and pod["nodeSelector"] == {"pool": "batch"}
     assert pod["tolerations"] == [{"key": "batch", "operator": "Exists"}]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
-    assert pod["securityContext"] == {"runAsNonRoot": True}
-    assert pod["containers"][0]["securityContext"] == {"readOnlyRootFilesystem": True}
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["containers"][0]["securityContext"] == {"readOnlyRootFilesystem": True,
+                                                       "allowPrivilegeEscalation": False, "privileged": False}
     assert job["metadata"]["labels"]["team"] == "a" and job["metadata"]["annotations"]["note"] == "x"
     assert job["spec"]["ttlSecondsAfterFinished"] == 60
 

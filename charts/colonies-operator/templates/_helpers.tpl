@@ -58,9 +58,32 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when the operator's permissions are cluster-wide. */}}
+{{/* "true" when the operator serves every namespace: its rules for ColoniesExecutors are cluster-wide. */}}
 {{- define "colonies-operator.clusterWide" -}}
-{{- if or .Values.rbac.clusterWide .Values.watchAllNamespaces }}true{{ end }}
+{{- if .Values.watchAllNamespaces }}true{{ end }}
+{{- end }}
+
+{{/* "true" when Jobs may run in any namespace: the Jobs rules are cluster-wide. */}}
+{{- define "colonies-operator.jobsClusterWide" -}}
+{{- if or .Values.watchAllNamespaces (has "*" .Values.policy.jobNamespaces) }}true{{ end }}
+{{- end }}
+
+{{/*
+The operator's policy file (JSON, which the operator reads as YAML), every key written out: null means "no
+limit" to the operator, while a key left out would mean its built-in default.
+*/}}
+{{- define "colonies-operator.policy" -}}
+{{- $p := .Values.policy }}
+{{- $ceiling := dict }}
+{{- range $key := list "allowedImages" "cpu" "memory" "ephemeralStorage" "gpus" "nodes" "processesPerNode" "containersPerProcess" "walltimeSeconds" }}
+{{- $_ := set $ceiling $key (index $p.ceiling $key) }}
+{{- end }}
+{{- $defaults := dict }}
+{{- range $key := list "cpu" "memory" "ephemeralStorage" "walltimeSeconds" }}
+{{- $_ := set $defaults $key (index $p.defaults $key) }}
+{{- end }}
+{{- $policy := dict "jobNamespaces" ($p.jobNamespaces | default list) "serviceAccountNames" ($p.serviceAccountNames | default list) "allowServiceAccountToken" $p.allowServiceAccountToken "podSecurity" $p.podSecurity "maxConcurrentProcesses" $p.maxConcurrentProcesses "ceiling" $ceiling "defaults" $defaults "clusterDomain" $p.clusterDomain }}
+{{- toPrettyJson $policy }}
 {{- end }}
 
 {{/* Values that the schema cannot check. */}}
@@ -70,6 +93,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- if not (has .Values.policy.podSecurity.defaultProfile .Values.policy.podSecurity.allowedProfiles) }}
+{{- fail (printf "policy.podSecurity.defaultProfile %s must be one of policy.podSecurity.allowedProfiles (%s)" .Values.policy.podSecurity.defaultProfile (join ", " .Values.policy.podSecurity.allowedProfiles)) }}
+{{- end }}
+{{- if and (has "*" .Values.policy.jobNamespaces) (gt (len .Values.policy.jobNamespaces) 1) }}
+{{- fail "policy.jobNamespaces: \"*\" already allows every namespace; list nothing else with it" }}
 {{- end }}
 {{- end }}
 
@@ -96,8 +125,8 @@ its resources name, creates the Secret that keeps its own executor key, and runs
   verbs: [get]
 {{- end }}
 
-{{/* Where Jobs run: create, watch, label (closed) and delete them, watch and delete their pods, read the
-pods' logs. */}}
+{{/* Where Jobs run (watched namespaces and policy.jobNamespaces): create, watch, label (closed) and delete them,
+watch and delete their pods, read the pods' logs. Nothing else: no Secrets, no ColoniesExecutors. */}}
 {{- define "colonies-operator.jobRules" -}}
 - apiGroups: [batch]
   resources: [jobs]

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 import requests
 
 from . import crypto
+from .address import server_url
 from .errors import ColoniesError, ColoniesUnreachable, error_for_status
 from .models import Executor, Function, FunctionSpec, LogEntry, Process, ProcessGraph
 
@@ -81,9 +82,9 @@ class ColoniesClient:
         read_timeout: float = 30.0,
         on_error: Callable[[str, int | None], None] | None = None,
     ) -> None:
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://{host}:{port}/api"
-        self.health_url = f"{scheme}://{host}:{port}/health"
+        # Built from checked parts: a host with a path or query in it is refused, not posted to.
+        self.url = server_url(host, port, tls, "/api")
+        self.health_url = server_url(host, port, tls, "/health")
         # requests wants a path to a CA file, or True for the system store.
         self.verify: bool | str = ca_bundle if (tls and ca_bundle) else True
         self.connect_timeout = connect_timeout

@@ -1,0 +1,324 @@
+"""The cluster admin's policy and per-process limits as data (pure but for reading the policy's file).
+
+The policy is the operator's, not a resource's: the chart renders it from its `policy` values into a file the
+operator reads at start (`colonies-operator run --policy-file`). Without a file the defaults below apply, and
+they are the safe ones: Jobs only in the resource's own namespace, no chosen service account, no API token, the
+baseline pod security profile, and requests, limits and a deadline on every process. Each key of the file is
+named in messages as `policy.<key>`, which is also its Helm value.
+
+Here: Kubernetes quantities, image references and patterns, the limits and defaults of a process (a resource's
+spec.processLimits and spec.processDefaults, or the admin's policy.ceiling and policy.defaults), and the
+OperatorPolicy. What the policy decides for a resource and its processes is in policy.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from fractions import Fraction
+from typing import Any
+
+from .colonies.address import DEFAULT_CLUSTER_DOMAIN
+from .podsecurity import BASELINE, PROFILES, RESTRICTED
+
+ANY = "*"
+
+
+class PolicyError(ValueError):
+    """The policy file or a limit cannot be read; the message names the key."""
+
+
+# -- quantities --------------------------------------------------------------------------------------------------
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$")
+_SUFFIX = {"": 1, "n": Fraction(1, 10 ** 9), "u": Fraction(1, 10 ** 6), "m": Fraction(1, 1000), "k": 10 ** 3,
+           "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20,
+           "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+
+
+def parse_quantity(text: str) -> Fraction:
+    """A Kubernetes quantity ("500m", "2", "256Mi", "1.5G", "1e3") as an exact number; raises ValueError."""
+    match = _QUANTITY.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"{str(text)[:40]!r} is not a Kubernetes quantity (e.g. 500m, 2, 256Mi, 1Gi)")
+    number, suffix = Fraction(match.group(1)), match.group(2) or ""
+    if suffix[:1] in ("e", "E"):
+        return number * Fraction(10) ** int(suffix[1:])
+    return number * _SUFFIX[suffix]
+
+
+# -- image references --------------------------------------------------------------------------------------------
+
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?)*"
+                     r"|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?$")
+_REMAINDER = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                        r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+
+
+def _split_domain(reference: str) -> tuple[str, str]:
+    first, sep, rest = reference.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first, rest
+    return "docker.io", reference
+
+
+def normalize_image(image: str) -> str:
+    """The full reference the kubelet pulls: `busybox:1.35` is `docker.io/library/busybox:1.35`, a name without
+    tag or digest gets `:latest`. Raises ValueError for what is not an image reference."""
+    domain, remainder = _split_domain(image)
+    if not _DOMAIN.match(domain) or not _REMAINDER.match(remainder):
+        raise ValueError(f"{image[:100]!r} is not an image reference")
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = f"library/{remainder}"
+    name = remainder.split("@", 1)[0]
+    if "@" not in remainder and ":" not in name:
+        remainder += ":latest"
+    return f"{domain}/{remainder}"
+
+
+def _normalize_pattern(pattern: str) -> str:
+    """Patterns are normalized like images where their first component is a plain name (`busybox:*`)."""
+    domain, remainder = _split_domain(pattern)
+    if domain != "docker.io" or pattern.startswith(("*", "docker.io/")):
+        return pattern
+    return f"docker.io/{remainder}" if "/" in remainder else f"docker.io/library/{remainder}"
+
+
+def image_matches(image: str, pattern: str) -> bool:
+    """`*` matches within one path component (not '/'), `**` matches anything; both sides normalized."""
+    regex = "".join(".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
+                    for part in re.split(r"(\*\*|\*)", _normalize_pattern(pattern)))
+    return re.fullmatch(regex, image) is not None
+
+
+# -- the model ---------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ProcessLimits:
+    """The most one process may ask for; None: no limit at this level. cpu, memory, ephemeral storage and GPUs
+    are per container, as a process's conditions give them."""
+
+    allowed_images: tuple[str, ...] = ()  # patterns; empty: any image
+    cpu: str | None = None
+    memory: str | None = None
+    ephemeral_storage: str | None = None
+    gpus: int | None = None
+    nodes: int | None = None
+    processes_per_node: int | None = None
+    containers_per_process: int | None = None
+    walltime_seconds: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessDefaults:
+    """What a process that gives none gets, as if it had asked for it (requests = limits, the deadline)."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    ephemeral_storage: str | None = None
+    walltime_seconds: int | None = None
+
+
+# Field name -> (key in the policy file and in the CRD, what it limits in a process).
+LIMIT_KEYS = {
+    "allowed_images": "allowedImages", "cpu": "cpu", "memory": "memory", "ephemeral_storage": "ephemeralStorage",
+    "gpus": "gpus", "nodes": "nodes", "processes_per_node": "processesPerNode",
+    "containers_per_process": "containersPerProcess", "walltime_seconds": "walltimeSeconds",
+}
+DEFAULT_KEYS = {"cpu": "cpu", "memory": "memory", "ephemeral_storage": "ephemeralStorage",
+                "walltime_seconds": "walltimeSeconds"}
+_QUANTITY_FIELDS = {"cpu", "memory", "ephemeral_storage"}
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorPolicy:
+    """Set by the cluster admin for every ColoniesExecutor the operator serves."""
+
+    job_namespaces: tuple[str, ...] = ()  # besides each resource's own namespace; "*": any namespace
+    service_account_names: tuple[str, ...] = ()  # names spec.jobs.serviceAccountName may take; "*": any
+    allow_service_account_token: bool = False
+    default_profile: str = BASELINE
+    allowed_profiles: tuple[str, ...] = (BASELINE, RESTRICTED)
+    max_concurrent_processes: int = 1000
+    ceiling: ProcessLimits = ProcessLimits(containers_per_process=128)
+    defaults: ProcessDefaults = ProcessDefaults(cpu="100m", memory="256Mi", ephemeral_storage="2Gi",
+                                                walltime_seconds=86400)
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+
+    def allows_namespace(self, job_namespace: str, resource_namespace: str) -> bool:
+        return job_namespace == resource_namespace or ANY in self.job_namespaces or job_namespace in self.job_namespaces
+
+
+DEFAULT_POLICY = OperatorPolicy()
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, what: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
+                                                                                 else (kind,))):
+        raise PolicyError(f"{key} must be {what}, not {value!r}")
+    return value
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    value = [] if value is None else value
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise PolicyError(f"{key} must be a list of names, not {value!r}")
+    return tuple(value)
+
+
+def limits_from_dict(data: Any, key: str, base: ProcessLimits = ProcessLimits()) -> ProcessLimits:
+    """spec.processLimits or policy.ceiling as ProcessLimits; a key that is absent keeps `base`'s value, null
+    means no limit. Raises PolicyError naming the key."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise PolicyError(f"{key} must be an object")
+    unknown = set(data) - set(LIMIT_KEYS.values())
+    if unknown:
+        raise PolicyError(f"{key} has unknown keys {sorted(unknown)}; known: {sorted(LIMIT_KEYS.values())}")
+    values: dict[str, Any] = {}
+    for field, name in LIMIT_KEYS.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None:
+            values[field] = () if field == "allowed_images" else None
+            continue
+        if field == "allowed_images":
+            values[field] = _names(value, f"{key}.{name}")
+        elif field in _QUANTITY_FIELDS:
+            values[field] = _quantity(value, f"{key}.{name}", cpu=field == "cpu")
+        else:
+            _expect(value, int, f"{key}.{name}", "a whole number")
+            if value < 0 or (value == 0 and field != "gpus"):
+                raise PolicyError(f"{key}.{name} must be {'0 or more' if field == 'gpus' else 'at least 1'}, "
+                                  f"not {value}")
+            values[field] = value
+    return dataclasses.replace(base, **values)
+
+
+def defaults_from_dict(data: Any, key: str, base: ProcessDefaults = ProcessDefaults()) -> ProcessDefaults:
+    """spec.processDefaults or policy.defaults as ProcessDefaults; a key that is absent keeps `base`'s value,
+    null means none. Raises PolicyError naming the key."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise PolicyError(f"{key} must be an object")
+    unknown = set(data) - set(DEFAULT_KEYS.values())
+    if unknown:
+        raise PolicyError(f"{key} has unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_KEYS.values())}")
+    values: dict[str, Any] = {}
+    for field, name in DEFAULT_KEYS.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None:
+            values[field] = None
+            continue
+        if field in _QUANTITY_FIELDS:
+            values[field] = _quantity(value, f"{key}.{name}", cpu=field == "cpu")
+        else:
+            _expect(value, int, f"{key}.{name}", "a whole number of seconds")
+            if value < 1:
+                raise PolicyError(f"{key}.{name} must be at least 1 second, not {value}")
+            values[field] = value
+    return dataclasses.replace(base, **values)
+
+
+def _quantity(value: Any, key: str, *, cpu: bool) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    try:
+        amount = parse_quantity(value)
+    except ValueError as err:
+        raise PolicyError(f"{key}: {err}") from None
+    if amount <= 0:
+        raise PolicyError(f"{key} must be more than 0")
+    if cpu and amount * 1000 != int(amount * 1000):
+        raise PolicyError(f"{key} {value!r} is finer than a millicore")
+    return value
+
+
+_POLICY_KEYS = {"jobNamespaces", "serviceAccountNames", "allowServiceAccountToken", "podSecurity",
+                "maxConcurrentProcesses", "ceiling", "defaults", "clusterDomain"}
+
+
+def policy_from_dict(data: Any) -> OperatorPolicy:
+    """The policy from its file's content (the chart's `policy` values); raises PolicyError naming the key."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise PolicyError("the policy must be an object (a YAML or JSON mapping)")
+    unknown = set(data) - _POLICY_KEYS
+    if unknown:
+        raise PolicyError(f"policy has unknown keys {sorted(unknown)}; known: {sorted(_POLICY_KEYS)}")
+    base = DEFAULT_POLICY
+    pod_security = data.get("podSecurity") or {}
+    if not isinstance(pod_security, dict) or set(pod_security) - {"defaultProfile", "allowedProfiles"}:
+        raise PolicyError("policy.podSecurity takes defaultProfile and allowedProfiles")
+    default_profile = pod_security.get("defaultProfile", base.default_profile)
+    allowed = _names(pod_security.get("allowedProfiles", list(base.allowed_profiles)),
+                     "policy.podSecurity.allowedProfiles")
+    for key, profile in [("defaultProfile", default_profile)] + [("allowedProfiles", p) for p in allowed]:
+        if profile not in PROFILES:
+            raise PolicyError(f"policy.podSecurity.{key}: {profile!r} is not one of {', '.join(PROFILES)}")
+    if default_profile not in allowed:
+        raise PolicyError(f"policy.podSecurity.defaultProfile {default_profile!r} must be one of "
+                          f"policy.podSecurity.allowedProfiles ({', '.join(allowed) or 'none'})")
+    for namespace in _names(data.get("jobNamespaces"), "policy.jobNamespaces"):
+        if namespace != ANY and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+            raise PolicyError(f"policy.jobNamespaces: {namespace!r} is not a namespace name (or \"*\" for any)")
+    max_concurrent = data.get("maxConcurrentProcesses", base.max_concurrent_processes)
+    _expect(max_concurrent, int, "policy.maxConcurrentProcesses", "a whole number")
+    if max_concurrent < 1:
+        raise PolicyError("policy.maxConcurrentProcesses must be at least 1")
+    ceiling = limits_from_dict(data.get("ceiling"), "policy.ceiling", base.ceiling)
+    defaults = defaults_from_dict(data.get("defaults"), "policy.defaults", base.defaults)
+    policy = OperatorPolicy(
+        job_namespaces=_names(data.get("jobNamespaces"), "policy.jobNamespaces"),
+        service_account_names=_names(data.get("serviceAccountNames"), "policy.serviceAccountNames"),
+        allow_service_account_token=_expect(data.get("allowServiceAccountToken", False), bool,
+                                            "policy.allowServiceAccountToken", "true or false"),
+        default_profile=default_profile,
+        allowed_profiles=allowed,
+        max_concurrent_processes=max_concurrent,
+        ceiling=ceiling,
+        defaults=defaults,
+        cluster_domain=_expect(data.get("clusterDomain", base.cluster_domain), str, "policy.clusterDomain",
+                               "a DNS domain"),
+    )
+    problems = _defaults_within(policy.defaults, "policy.defaults", policy.ceiling, "policy.ceiling")
+    if problems:
+        raise PolicyError("; ".join(problems))
+    return policy
+
+
+def load_policy(path: str | None) -> OperatorPolicy:
+    """The policy in a YAML or JSON file; the defaults when `path` is empty. Raises PolicyError."""
+    if not path:
+        return DEFAULT_POLICY
+    import yaml  # JSON is YAML too
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as err:
+        raise PolicyError(f"cannot read the policy file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise PolicyError(f"the policy file {path} is not YAML or JSON: {err}") from None
+    return policy_from_dict(data)
+
+
+def compare_limit(field: str, a: Any, b: Any) -> int:
+    """-1, 0 or 1 as `a` is below, equal to or above `b` (quantities compared as amounts)."""
+    if field in _QUANTITY_FIELDS:
+        a, b = parse_quantity(a), parse_quantity(b)
+    return (a > b) - (a < b)
+
+
+def _defaults_within(defaults: ProcessDefaults, defaults_key: str, limits: ProcessLimits,
+                     limits_key: str) -> list[str]:
+    problems = []
+    for field, name in DEFAULT_KEYS.items():
+        value, limit = getattr(defaults, field), getattr(limits, field)
+        if value is not None and limit is not None and compare_limit(field, value, limit) > 0:
+            problems.append(f"{defaults_key}.{name} {value} is above {limits_key}.{name} {limit}")
+    return problems
