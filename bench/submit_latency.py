@@ -1,7 +1,7 @@
 """Submit -> SUCCESS latency of a trivial process through the operator, next to creating the same Job
 directly (create -> Complete), interleaved in the same run on the same cluster. Not a test: it prints figures.
 
-usage: python bench/submit_latency.py [N]     (KUBECONFIG, or the local cluster started with hack/cluster/up.sh)
+usage: python bench/submit_latency.py [--count 20] [--operator-src DIR]
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import statistics
 import sys
 import time
 
-from harness import operator_serving, trivial_spec
+from harness import arguments, direct_job, job_failed, job_finished, operator_serving, trivial_spec
 from kubernetes import client
 
 from colonies_operator.colonies import ProcessState
 
 NAMESPACE = "bench-submit-latency"
 CMD = "echo hello world"
+POLL_SECONDS = 0.05
 
 
 def percentiles(values: list[float]) -> str:
@@ -25,43 +26,37 @@ def percentiles(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:6.0f} ms   p90 {p90 * 1000:6.0f} ms   max {values[-1] * 1000:6.0f} ms"
 
 
-def direct_job(batch: client.BatchV1Api, index: int) -> float:
-    name = f"direct-{index}"
-    body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 60, "template": {"spec": {
-                "restartPolicy": "Never", "automountServiceAccountToken": False, "containers": [{
-                    "name": "main", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", CMD],
-                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
-                                  "limits": {"cpu": "100m", "memory": "64Mi"}}}]}}}}
+def direct(batch: client.BatchV1Api, spec: dict, index: int) -> float:
+    """Creates the Job the operator would make for `spec`, directly; the seconds until it is Complete."""
+    name = f"direct-{index:03d}"
+    body = direct_job(NAMESPACE, name, spec, "direct")
     started = time.monotonic()
     batch.create_namespaced_job(NAMESPACE, body)
-    while True:
-        job = batch.read_namespaced_job_status(name, NAMESPACE)
-        if any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or []):
-            return time.monotonic() - started
-        time.sleep(0.05)
+    while not job_finished(job := batch.read_namespaced_job_status(name, NAMESPACE)):
+        time.sleep(POLL_SECONDS)
+    assert not job_failed(job), f"Job {name} failed"
+    return time.monotonic() - started
 
 
 def main() -> int:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    with operator_serving(NAMESPACE) as setup:
-        batch = client.BatchV1Api()
-        server, colony = setup.server, setup.colony
+    args = arguments(__doc__.splitlines()[0], count=(20, "runs of each"))
+    with operator_serving(NAMESPACE, args.operator_src, args.kubeconfig) as setup:
+        server, colony, batch = setup.server, setup.colony, setup.kube.batch
         spec = trivial_spec(colony, CMD)
-        through_operator, direct = [], []
-        for i in range(count):
-            direct.append(direct_job(batch, i))  # interleaved, so both see the same load
+        through_operator, directly = [], []
+        for i in range(args.count):
+            directly.append(direct(batch, spec, i))  # interleaved, so both see the same load
             started = time.monotonic()
             process = server.client.submit(spec, colony.user_prvkey)
             while (p := server.client.get_process(process.processid, colony.user_prvkey)).state < ProcessState.SUCCESS:
-                time.sleep(0.05)
+                time.sleep(POLL_SECONDS)
             assert p.state == ProcessState.SUCCESS, p.errors
             through_operator.append(time.monotonic() - started)
-    print(f"trivial process, {count} runs, one at a time:")
+    print(f"\ntrivial process ({CMD!r}), {args.count} runs, one at a time (goal: ratio of medians at most 1.05):")
     print(f"  Colonies submit -> SUCCESS via the operator: {percentiles(through_operator)}")
-    print(f"  the same Job created directly -> Complete:    {percentiles(direct)}")
-    print(f"  ratio of medians (operator / direct): {statistics.median(through_operator) / statistics.median(direct):.2f}")
+    print(f"  the same Job created directly -> Complete:    {percentiles(directly)}")
+    print(f"  ratio of medians (operator / direct): "
+          f"{statistics.median(through_operator) / statistics.median(directly):.2f}")
     return 0
 
 
