@@ -12,10 +12,10 @@ import sys
 import time
 
 from harness import (
+    arguments,
     delete_jobs,
     direct_job,
     in_parallel,
-    arguments,
     operator_serving,
     rss_mib,
     thread_count,

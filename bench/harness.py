@@ -87,7 +87,7 @@ def bench_namespace(k: Kube, name: str) -> Iterator[str]:
     k.kubectl("delete", "namespace", name, "--ignore-not-found", "--timeout=300s")
     k.core.create_namespace({"metadata": {"name": name}})
     try:
-        wait_until(lambda: _exists(lambda: k.core.read_namespaced_service_account("default", name)), 60,
+        wait_until(lambda: exists(lambda: k.core.read_namespaced_service_account("default", name)), 60,
                    "the namespace's default ServiceAccount")
         yield name
     finally:
@@ -110,7 +110,7 @@ def strip_finalizers(k: Kube, namespace: str) -> None:
         print(f"(cleanup of namespace {namespace}: {err.status} {err.reason})", file=sys.stderr)
 
 
-def _exists(read: Callable[[], Any]) -> bool:
+def exists(read: Callable[[], Any]) -> bool:
     try:
         read()
         return True

@@ -25,8 +25,8 @@ from harness import (
     ready_executors,
     start_operator,
     stop_operator,
-    wait_until,
     wait_ready,
+    wait_until,
 )
 
 NAMESPACE = "bench-many-executors"
