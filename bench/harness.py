@@ -246,9 +246,11 @@ def operator_serving(namespace: str, operator_src: str | None = None, kubeconfig
 # -- processes and Jobs ---------------------------------------------------------------------------------
 
 def trivial_spec(colony: Colony, cmd: str, **conditions: Any) -> dict[str, Any]:
+    """A process running `cmd` in busybox. The walltime (the Job's activeDeadlineSeconds) is generous: on a
+    loaded cluster a pod may start a minute after its Job, and a benchmark measures time, not deadlines."""
     return {"funcname": "execute", "kwargs": {"docker-image": IMAGE, "cmd": cmd},
             "conditions": {"colonyname": colony.name, "executortype": "container-executor", "nodes": 1,
-                           "processespernode": 1, "cpu": "100m", "mem": "64Mi", "walltime": 60, **conditions},
+                           "processespernode": 1, "cpu": "100m", "mem": "64Mi", "walltime": 600, **conditions},
             "maxwaittime": -1, "maxexectime": -1, "maxretries": 0}
 
 
