@@ -84,7 +84,7 @@ def kube(kubeconfig: str | None = None) -> Kube:
 def bench_namespace(k: Kube, name: str) -> Iterator[str]:
     """A fresh namespace (an old one of that name is deleted first); deleted afterwards, with whatever
     finalizers the operator left on its Jobs and executors removed so nothing holds the deletion."""
-    k.kubectl("delete", "namespace", name, "--ignore-not-found", "--timeout=300s")
+    k.kubectl("delete", "namespace", name, "--ignore-not-found", "--timeout=900s")
     k.core.create_namespace({"metadata": {"name": name}})
     try:
         wait_until(lambda: exists(lambda: k.core.read_namespaced_service_account("default", name)), 60,
