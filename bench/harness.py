@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -313,6 +314,35 @@ def watch_jobs_finished(k: Kube, namespace: str, label: str, count: int, timeout
                 raise
             version = None
     return time.monotonic(), sum(finished.values())
+
+
+class JobClock:
+    """A watch of the namespace's Jobs in a thread: when each Job was first seen, and first seen finished
+    (time.monotonic()), by name."""
+
+    def __init__(self, k: Kube, namespace: str) -> None:
+        self.created: dict[str, float] = {}
+        self.finished: dict[str, float] = {}
+        self._k, self._namespace = k, namespace
+        threading.Thread(target=self._run, name="job-clock", daemon=True).start()
+
+    def _run(self) -> None:
+        version = None
+        while True:
+            try:
+                w = watch.Watch()
+                for event in w.stream(self._k.batch.list_namespaced_job, self._namespace, resource_version=version,
+                                      timeout_seconds=60):
+                    job, now = event["object"], time.monotonic()
+                    version = job.metadata.resource_version
+                    self.created.setdefault(job.metadata.name, now)
+                    if job_finished(job):
+                        self.finished.setdefault(job.metadata.name, now)
+            except client.ApiException as err:
+                if err.status == 410:
+                    version = None
+            except Exception:  # the namespace is going, or the API server restarts: try again
+                time.sleep(1)
 
 
 def delete_jobs(k: Kube, namespace: str, label: str, timeout: float = 300) -> None:
