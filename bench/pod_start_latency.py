@@ -11,43 +11,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import secrets
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
+from harness import IMAGE, exists, kubeconfig_path, wait_until
 from kubernetes import client, config, watch
-
-REPO = Path(__file__).resolve().parents[1]
-IMAGE = "docker.io/library/busybox:1.35"
-
-
-def kubeconfig_path(arg: str | None) -> str:
-    if arg or os.environ.get("KUBECONFIG"):
-        return arg or os.environ["KUBECONFIG"]
-    out = subprocess.run([str(REPO / "hack" / "cluster" / "up.sh")], check=True, stdout=subprocess.PIPE, text=True)
-    return out.stdout.strip().splitlines()[-1]
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def exists(read) -> bool:
-    try:
-        read()
-        return True
-    except client.ApiException as err:
-        if err.status == 404:
-            return False
-        raise
 
 
 def start_job(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str, index: int,
