@@ -15,7 +15,7 @@ from .config import InvalidSpec, config_from_spec
 from .policy import DEFAULT_POLICY
 from .executor import ExecutorRuntime
 from .kubeapi import KubeApi, KubeError
-from .names import FINALIZER, GROUP, PLURAL, VERSION, owned_selector
+from .names import FINALIZER, GROUP, JOB_STATE_ACTIVE, LABEL_JOB_STATE, PLURAL, VERSION, owned_selector
 from .reconcile import release_patch
 from .registration import colonies_client_for, read_key
 from .status import Problem
@@ -124,11 +124,13 @@ async def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, names
         logger.info("no Jobs to delete: the policy does not allow namespace %s", config.jobs.namespace)
     elif executor_id:
         try:
-            jobs, _ = await kube.list(f"/apis/batch/v1/namespaces/{config.jobs.namespace}/jobs",
-                                      label_selector=owned_selector(executor_id), resource="jobs")
-            for job in jobs:
-                job_name = job["metadata"]["name"]
-                await kube.patch_job(config.jobs.namespace, job_name, release_patch(None))
-                await kube.delete_job(config.jobs.namespace, job_name)
+            # Only the active Jobs carry the finalizer; the finished ones kept for kubectl logs (thousands,
+            # maybe) go with one request.
+            active, _ = await kube.list(f"/apis/batch/v1/namespaces/{config.jobs.namespace}/jobs",
+                                        label_selector=f"{owned_selector(executor_id)},{LABEL_JOB_STATE}="
+                                                       f"{JOB_STATE_ACTIVE}", resource="jobs")
+            for job in active:
+                await kube.patch_job(config.jobs.namespace, job["metadata"]["name"], release_patch(None))
+            await kube.delete_jobs(config.jobs.namespace, owned_selector(executor_id))
         except KubeError as err:
             raise kopf.TemporaryError(f"cannot delete the Jobs of {config.executor_name}: {err}", delay=10)

@@ -206,6 +206,15 @@ class KubeApi:
                                    params={"labelSelector": f"job-name={name}", "gracePeriodSeconds": 0},
                                    resource="pods")
 
+    async def delete_jobs(self, namespace: str, label_selector: str) -> None:
+        """Deletes every Job the selector matches, and their pods, with one request each."""
+        await self._absent_is_none("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                                   params={"labelSelector": label_selector}, resource="jobs",
+                                   body={"propagationPolicy": "Background", "gracePeriodSeconds": 0})
+        await self._absent_is_none("DELETE", f"/api/v1/namespaces/{namespace}/pods",
+                                   params={"labelSelector": label_selector, "gracePeriodSeconds": 0},
+                                   resource="pods")
+
     async def list_pods_of_job(self, namespace: str, job: str) -> list[dict[str, Any]]:
         items, _ = await self.list(f"/api/v1/namespaces/{namespace}/pods", label_selector=f"job-name={job}",
                                    resource="pods")

@@ -130,7 +130,7 @@ watch and delete their pods, read the pods' logs. Nothing else: no Secrets, no C
 {{- define "colonies-operator.jobRules" -}}
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete, deletecollection]
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch, deletecollection]
