@@ -15,7 +15,17 @@ from kubernetes.client.rest import ApiException
 
 from colonies_operator.colonies import ProcessState
 from colonies_operator.colonies.address import is_loopback
-from tests.e2e.conftest import CRD_PATH, GROUP, VERSION, Executors, OperatorProcess, log_text, tutorial_spec, wait_final
+from tests.e2e.conftest import (
+    CRD_PATH,
+    GROUP,
+    PLURAL,
+    VERSION,
+    Executors,
+    OperatorProcess,
+    log_text,
+    tutorial_spec,
+    wait_final,
+)
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
@@ -111,6 +121,12 @@ def test_a_resource_asking_for_more_than_the_policy_allows_is_not_ready_and_noth
         process = colony.client.get_process(process_id, colony.user_prvkey)
         assert process.state == ProcessState.WAITING and not process.isassigned, f"{name} took a process"
         assert jobs_and_pods_anywhere(kube_api, process_id) == [], name
+    # A refused resource deletes cleanly (its finalizer does not wait on a namespace it never used).
+    executors.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "to-kube-system")
+    def names() -> list[str]:
+        listed = executors.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return [r["metadata"]["name"] for r in listed]
+    wait_for(lambda: "to-kube-system" not in names(), 30, 0.5, "the refused ColoniesExecutor deleted")
 
 
 def test_a_host_with_a_path_or_query_is_refused_by_the_api_server(kube_cluster, crd, namespace):
@@ -201,7 +217,7 @@ def test_a_process_giving_no_resources_gets_the_defaults_and_a_deadline(operator
     assert job.spec.active_deadline_seconds == 90
 
 
-# -- pod security profiles under enforcement ----------------------------------------------------------------------------
+# -- pod security profiles under enforcement -------------------------------------------------------------------
 
 def refused_by_pod_security(kube_api: client.ApiClient, namespace: str, pod_spec: dict[str, Any]) -> str:
     """The API server's answer to a dry-run pod with `pod_spec` in `namespace` ('' when admitted)."""
