@@ -255,15 +255,16 @@ def test_the_restricted_profile_is_admitted_under_enforce_restricted_and_root_fa
         "the namespace must enforce restricted for this test to mean anything"
     executors.create_ready("non-root", executor_type="non-root",
                            jobs={"podSecurityProfile": "restricted", "podSecurityContext": {"runAsUser": 1000}})
-    executors.create_ready("as-image", executor_type="as-image",
-                           jobs={"podSecurityProfile": "restricted", "imagePullGracePeriodSeconds": 0})
+    executors.create_ready("as-image", executor_type="as-image", jobs={"podSecurityProfile": "restricted"})
     ok = colony.client.submit(tutorial_spec(colony, cmd='echo "hello world as $(id -u)"', executor_type="non-root"),
                               colony.user_prvkey)
     final = wait_final(colony, ok.processid)
     assert final.state == ProcessState.SUCCESS, final.errors
     assert "hello world as 1000" in log_text(colony, ok.processid)
-    # busybox runs as root unless told otherwise: under restricted its container may not start.
+    # busybox runs as root unless told otherwise: under restricted its container may not start, and no retry
+    # would help, so the process fails at once (well within the 60 s grace for other start errors).
     root = colony.client.submit(tutorial_spec(colony, executor_type="as-image"), colony.user_prvkey)
-    final = wait_final(colony, root.processid)
+    final = wait_final(colony, root.processid, timeout=40)
     assert final.state == ProcessState.FAILED
-    assert "runAsNonRoot" in final.errors[0] and "root" in final.errors[0], final.errors
+    assert "image will run as root" in final.errors[0], final.errors
+    assert "pod security profile restricted" in final.errors[0] and "runAsUser" in final.errors[0], final.errors
