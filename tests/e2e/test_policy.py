@@ -205,16 +205,16 @@ def test_the_admins_ceiling_fails_a_process_over_it_naming_the_admin_setting(pol
 
 def test_a_process_giving_no_resources_gets_the_defaults_and_a_deadline(operator, executors, colony, kube_api,
                                                                          namespace):
-    executors.create_ready("cluster", processDefaults={"cpu": "150m", "memory": "96Mi", "walltimeSeconds": 90})
-    spec = tutorial_spec(colony, conditions={"cpu": "", "mem": "", "walltime": 0}, maxexectime=60)
+    executors.create_ready("cluster", processDefaults={"cpu": "150m", "memory": "96Mi", "walltimeSeconds": 300})
+    spec = tutorial_spec(colony, conditions={"cpu": "", "mem": "", "walltime": 0}, maxexectime=240)
     process = colony.client.submit(spec, colony.user_prvkey)
-    assert wait_final(colony, process.processid).state == ProcessState.SUCCESS
+    assert wait_final(colony, process.processid, timeout=240).state == ProcessState.SUCCESS
     job = client.BatchV1Api(kube_api).list_namespaced_job(
         namespace, label_selector=f"colonyos.io/process-id={process.processid[:63]}").items[0]
     resources = job.spec.template.spec.containers[0].resources
     expected = {"cpu": "150m", "memory": "96Mi", "ephemeral-storage": "2Gi"}
     assert (resources.requests, resources.limits) == (expected, expected)
-    assert job.spec.active_deadline_seconds == 90
+    assert job.spec.active_deadline_seconds == 300
 
 
 # -- pod security profiles under enforcement -------------------------------------------------------------------
