@@ -97,7 +97,11 @@ async def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, names
     executor_id = (body.get("status") or {}).get("executorId")
     try:
         client = await colonies_client_for(kube, config)
-        if config.colony_key:
+        if config.colony_key and not executor_id:
+            # It never registered (refused by the policy, or it never reached Colonies): nothing to remove, and
+            # Colonies answers a removal of an unknown executor with a 500 that would hold the deletion forever.
+            logger.info("executor %s never registered: nothing to remove from Colonies", config.executor_name)
+        elif config.colony_key:
             # Removing the executor puts its RUNNING processes back in the queue for other executors.
             colony_prvkey = await read_key(kube, namespace, config.colony_key, "colony private key")
             await client.remove_executor(config.colony_name, config.executor_name, colony_prvkey)

@@ -15,6 +15,9 @@ from .names import COMPLETION_INDEX, FailureReason
 
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 BROKEN_CONTAINER_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+# The kubelet's words when a non-root pod (the restricted profile) meets an image that runs as root or as a user
+# name it cannot check: no retry helps, so the process fails at once, saying what to change.
+NON_ROOT_REFUSED = "runAsNonRoot and image"
 MAX_OUTPUT_BYTES = 4096  # the kubelet's own limit on a termination message
 
 
@@ -180,6 +183,11 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                 errors.append(f"image {status.get('image')!r} for container {status['name']} in {_pod_label(pod)} "
                               f"cannot be pulled ({reason}): {waiting.get('message') or 'no message'}; check "
                               "kwargs 'docker-image' and the image pull secrets")
+            elif reason in BROKEN_CONTAINER_REASONS and NON_ROOT_REFUSED in (waiting.get("message") or ""):
+                errors.append(f"container {status['name']} in {_pod_label(pod)} cannot start ({reason}): "
+                              f"{waiting['message']}; the executor's pods must not run as root (pod security "
+                              "profile restricted): use an image whose USER is a non-root numeric id, or ask the "
+                              "ColoniesExecutor's owner to set spec.jobs.podSecurityContext.runAsUser")
             elif reason in BROKEN_CONTAINER_REASONS and waited >= image_pull_grace:
                 errors.append(f"container {status['name']} in {_pod_label(pod)} cannot start ({reason}): "
                               f"{waiting.get('message') or 'no message'}")

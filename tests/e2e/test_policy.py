@@ -15,7 +15,17 @@ from kubernetes.client.rest import ApiException
 
 from colonies_operator.colonies import ProcessState
 from colonies_operator.colonies.address import is_loopback
-from tests.e2e.conftest import CRD_PATH, GROUP, VERSION, Executors, OperatorProcess, log_text, tutorial_spec, wait_final
+from tests.e2e.conftest import (
+    CRD_PATH,
+    GROUP,
+    PLURAL,
+    VERSION,
+    Executors,
+    OperatorProcess,
+    log_text,
+    tutorial_spec,
+    wait_final,
+)
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
@@ -111,6 +121,12 @@ def test_a_resource_asking_for_more_than_the_policy_allows_is_not_ready_and_noth
         process = colony.client.get_process(process_id, colony.user_prvkey)
         assert process.state == ProcessState.WAITING and not process.isassigned, f"{name} took a process"
         assert jobs_and_pods_anywhere(kube_api, process_id) == [], name
+    # A refused resource deletes cleanly (its finalizer does not wait on a namespace it never used).
+    executors.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "to-kube-system")
+    def names() -> list[str]:
+        listed = executors.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return [r["metadata"]["name"] for r in listed]
+    wait_for(lambda: "to-kube-system" not in names(), 30, 0.5, "the refused ColoniesExecutor deleted")
 
 
 def test_a_host_with_a_path_or_query_is_refused_by_the_api_server(kube_cluster, crd, namespace):
@@ -189,19 +205,19 @@ def test_the_admins_ceiling_fails_a_process_over_it_naming_the_admin_setting(pol
 
 def test_a_process_giving_no_resources_gets_the_defaults_and_a_deadline(operator, executors, colony, kube_api,
                                                                          namespace):
-    executors.create_ready("cluster", processDefaults={"cpu": "150m", "memory": "96Mi", "walltimeSeconds": 90})
-    spec = tutorial_spec(colony, conditions={"cpu": "", "mem": "", "walltime": 0}, maxexectime=60)
+    executors.create_ready("cluster", processDefaults={"cpu": "150m", "memory": "96Mi", "walltimeSeconds": 300})
+    spec = tutorial_spec(colony, conditions={"cpu": "", "mem": "", "walltime": 0}, maxexectime=240)
     process = colony.client.submit(spec, colony.user_prvkey)
-    assert wait_final(colony, process.processid).state == ProcessState.SUCCESS
+    assert wait_final(colony, process.processid, timeout=240).state == ProcessState.SUCCESS
     job = client.BatchV1Api(kube_api).list_namespaced_job(
         namespace, label_selector=f"colonyos.io/process-id={process.processid[:63]}").items[0]
     resources = job.spec.template.spec.containers[0].resources
     expected = {"cpu": "150m", "memory": "96Mi", "ephemeral-storage": "2Gi"}
     assert (resources.requests, resources.limits) == (expected, expected)
-    assert job.spec.active_deadline_seconds == 90
+    assert job.spec.active_deadline_seconds == 300
 
 
-# -- pod security profiles under enforcement ----------------------------------------------------------------------------
+# -- pod security profiles under enforcement -------------------------------------------------------------------
 
 def refused_by_pod_security(kube_api: client.ApiClient, namespace: str, pod_spec: dict[str, Any]) -> str:
     """The API server's answer to a dry-run pod with `pod_spec` in `namespace` ('' when admitted)."""
@@ -239,15 +255,16 @@ def test_the_restricted_profile_is_admitted_under_enforce_restricted_and_root_fa
         "the namespace must enforce restricted for this test to mean anything"
     executors.create_ready("non-root", executor_type="non-root",
                            jobs={"podSecurityProfile": "restricted", "podSecurityContext": {"runAsUser": 1000}})
-    executors.create_ready("as-image", executor_type="as-image",
-                           jobs={"podSecurityProfile": "restricted", "imagePullGracePeriodSeconds": 0})
+    executors.create_ready("as-image", executor_type="as-image", jobs={"podSecurityProfile": "restricted"})
     ok = colony.client.submit(tutorial_spec(colony, cmd='echo "hello world as $(id -u)"', executor_type="non-root"),
                               colony.user_prvkey)
     final = wait_final(colony, ok.processid)
     assert final.state == ProcessState.SUCCESS, final.errors
     assert "hello world as 1000" in log_text(colony, ok.processid)
-    # busybox runs as root unless told otherwise: under restricted its container may not start.
+    # busybox runs as root unless told otherwise: under restricted its container may not start, and no retry
+    # would help, so the process fails at once (well within the 60 s grace for other start errors).
     root = colony.client.submit(tutorial_spec(colony, executor_type="as-image"), colony.user_prvkey)
-    final = wait_final(colony, root.processid)
+    final = wait_final(colony, root.processid, timeout=40)
     assert final.state == ProcessState.FAILED
-    assert "runAsNonRoot" in final.errors[0] and "root" in final.errors[0], final.errors
+    assert "image will run as root" in final.errors[0], final.errors
+    assert "pod security profile restricted" in final.errors[0] and "runAsUser" in final.errors[0], final.errors

@@ -81,6 +81,16 @@ def test_image_pull_failure_waits_for_the_grace_period():
     assert result.state == "failed" and "cannot be pulled (ImagePullBackOff)" in result.errors[0]
 
 
+def test_a_root_image_under_a_non_root_profile_fails_at_once_saying_what_to_change():
+    message = 'container has runAsNonRoot and image will run as root (pod: "p", container: main)'
+    result = judge(job(), [pod("Pending", [waiting("main", "CreateContainerConfigError", message)], created=1)])
+    assert result.state == "failed"
+    assert "image will run as root" in result.errors[0] and "spec.jobs.podSecurityContext.runAsUser" in result.errors[0]
+    other = judge(job(), [pod("Pending", [waiting("main", "CreateContainerConfigError", "secret x not found")],
+                              created=1)])
+    assert other.state == "pending", "other configuration errors wait for the grace period"
+
+
 def test_unschedulable_after_the_pending_timeout():
     pods = [pod("Pending", scheduled="0/1 nodes are available: 1 Insufficient nvidia.com/gpu.", created=100)]
     assert judge(job(), pods, pending=300).state == "pending"
