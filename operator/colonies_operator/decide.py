@@ -145,6 +145,9 @@ def decide(facts: Facts) -> Decision:
     finished = job_finished(job)
     if finished and f.final_pods is None:
         return Decision(Act.READ_FINAL_PODS, "the Job finished")
+    if not finished and not f.view_synced:
+        # "No pod yet", "pending too long": only a complete view of the pods can say so.
+        return _wait("the view of pods is not synced: nothing is decided on it", COLONIES_RETRY_SECONDS)
     if deleting and not finished:
         return _failed("the Job is being deleted", ["the Job was deleted before it finished, by someone other "
                                                     "than the operator"], FailureReason.JOB_DELETED)

@@ -4,13 +4,14 @@ changed mid-run, deletion under load, a restart among many running processes, an
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 import pytest
 from kubernetes import client
 
 from colonies_operator.colonies import ColoniesClient, Executor, ProcessState, crypto
-from tests.e2e.conftest import GROUP, PLURAL, VERSION, log_text, tutorial_spec, wait_final
+from tests.e2e.conftest import GROUP, PLURAL, VERSION, OperatorProcess, log_text, tutorial_spec, wait_final
 from tests.fixtures.fault_proxy import fault_proxy
 from tests.fixtures.kube import delete_namespace
 from tests.fixtures.waiting import wait_for
@@ -66,11 +67,16 @@ def test_an_attempt_requeued_and_handed_straight_back_gets_its_own_job(operator,
     assert final.state == ProcessState.FAILED and final.retries == 1
 
 
-def test_changing_the_job_namespace_while_processes_run_fails_none(operator, executors, colony, kube_cluster,
-                                                                   kube_api, namespace):
+def test_changing_the_job_namespace_while_processes_run_fails_none(executors, colony, kube_cluster, crd, kube_api,
+                                                                   namespace, tmp_path):
     other = f"{namespace[:50]}-b"
     core = client.CoreV1Api(kube_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    # The cluster admin lets this operator's resources run Jobs in the second namespace.
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"jobNamespaces": [other]}))
+    operator = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path / "operator.log",
+                               extra_args=["--policy-file", str(policy)]).start()
     try:
         wait_for(lambda: core.read_namespaced_service_account("default", other), 60, 0.5, "the other namespace")
         executors.create_ready("cluster")
@@ -87,6 +93,7 @@ def test_changing_the_job_namespace_while_processes_run_fails_none(operator, exe
         assert all(jobs_of(kube_api, namespace, p.processid) for p in first), "the first Jobs stay where they ran"
         assert all(jobs_of(kube_api, other, p.processid) for p in later), "new Jobs go to the new namespace"
     finally:
+        operator.stop()
         delete_namespace(kube_api, other, wait=False)
 
 

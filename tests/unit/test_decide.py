@@ -65,6 +65,12 @@ def test_defect_2_a_job_missing_from_a_synced_view_is_read_directly_before_anyth
     assert decide(facts(job=None, job_expected=True)).act == Act.VERIFY_JOB
 
 
+def test_an_unsynced_view_of_pods_is_no_ground_for_no_pod_or_pending_too_long():
+    late = job(active=0, created_ago=400)
+    assert decide(facts(job=late, job_expected=True, view_synced=True)).act == Act.DRAIN_LOGS  # failed: no pod
+    assert decide(facts(job=late, job_expected=True, view_synced=False)).act == Act.WAIT
+
+
 def test_a_job_confirmed_gone_fails_the_process_saying_the_outcome_is_unknown():
     decision = decide(facts(job=None, job_expected=True, job_absent_confirmed=True))
     assert decision.act == Act.CLOSE_FAILED and decision.reason == FailureReason.JOB_DELETED
