@@ -135,6 +135,8 @@ def up() -> int:
     server = ColoniesServer(state_dir=STATE_DIR).start()
     keys = colony_keys(server)
     step(f"Colonies server at {server.client.url}, colony {COLONY}, user {USER}")
+    # Helm installs a chart's CRDs only when absent: apply this checkout's, so its fields are known.
+    run(*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds/coloniesexecutor.yaml"))
     phase = run(*kubectl, "get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "jsonpath={.status.phase}")
     if phase == "Terminating":
         step(f"waiting for namespace {NAMESPACE} to finish terminating (an earlier make down)")

@@ -447,7 +447,9 @@ def test_make_up_twice_then_the_python_tutorial_runs_as_written_then_make_down(k
             assert result.returncode == 0, result.stdout + result.stderr
             return result.stdout + result.stderr
 
-        # 1. execute, submitted with pycolonies, run by the operator.
+        # 1. execute with the CLI, then with pycolonies (whose script gives the process 10 s), run by the operator.
+        assert "hello world" in colonies("function", "submit", "--spec", str(REPO / "examples" / "echo.json"),
+                                         "--follow")
         echo = python(TUTORIAL_ECHO)
         assert re.search(r"Process [0-9a-f]{64} submitted", echo) and "hello world" in echo.split("Output:", 1)[1]
 
@@ -469,9 +471,6 @@ def test_make_up_twice_then_the_python_tutorial_runs_as_written_then_make_down(k
         # 4. The CLI's submit --follow.
         (tmp_path / "helloworld.json").write_text(json.dumps(TUTORIAL_SPEC))
         assert "Hello from executor" in colonies("function", "submit", "--spec", "helloworld.json", "--follow")
-        # And execute on the operator, the same way.
-        assert "hello world" in colonies("function", "submit", "--spec", str(REPO / "examples" / "echo.json"),
-                                         "--follow")
     finally:
         if helper is not None and helper.poll() is None:
             helper.send_signal(signal.SIGINT)  # the tutorial's executor unregisters itself
