@@ -86,15 +86,18 @@ cmd_add() {
   local n=${1:-}
   [[ $n =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || die "usage: $0 add N (N > 0)"
   cmd_up
-  step "creating $n fake nodes (${NODE_PREFIX}0 .. $NODE_PREFIX$((n - 1)))"
-  local existing
+  local existing missing=0
   existing=$(k get nodes -l "$LABEL=true" -o name)
   { echo "apiVersion: v1"; echo "kind: List"; echo "items:"
     for i in $(seq 0 $((n - 1))); do
       grep -qxF "node/$NODE_PREFIX$i" <<< "$existing" || node_manifest "$i"
     done
   } > "$RUN/kwok-nodes.yaml"
-  grep -q '^- ' "$RUN/kwok-nodes.yaml" && k create -f "$RUN/kwok-nodes.yaml" >/dev/null
+  missing=$(grep -c '^- apiVersion' "$RUN/kwok-nodes.yaml" || true)
+  if [ "$missing" -gt 0 ]; then
+    step "creating $missing fake nodes (of ${NODE_PREFIX}0 .. $NODE_PREFIX$((n - 1)))"
+    k create -f "$RUN/kwok-nodes.yaml" >/dev/null
+  fi
   ready_count() {
     local ready
     ready=$(k get nodes -l "$LABEL=true" -o \
