@@ -164,6 +164,21 @@ def scrape(port: int) -> dict[str, dict[tuple, float]] | None:
     return families
 
 
+def apiserver_log_requests(kubeconfig: str) -> float | None:
+    """pods/log requests the API server has answered (all clients; in the operator's burst, the operator's)."""
+    try:
+        text = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/metrics"], check=True,
+                              capture_output=True, text=True, timeout=60).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "apiserver_request":
+            total += sum(s.value for s in family.samples if s.name == "apiserver_request_total"
+                         and s.labels.get("resource") == "pods" and s.labels.get("subresource") == "log")
+    return total
+
+
 def counter_delta(before: dict | None, after: dict | None, name: str) -> dict[tuple, float] | None:
     if not after or name not in after:
         return None
@@ -315,6 +330,7 @@ class OperatorResult:
     burst_seconds: float
     gpu_report: list[str]
     job_to_running: tuple[float, float]
+    log_requests: float | None
 
 
 def executor_cap() -> int:
@@ -363,6 +379,7 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
         pods.start()
         time.sleep(2)  # the first assign calls are out
         before = scrape(port)
+        logs_before = apiserver_log_requests(args.kubeconfig)
         cpu_before = proc_cpu_seconds(operator.pid)
 
         specs = []
@@ -404,6 +421,8 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
         cpu_after = proc_cpu_seconds(operator.pid)
         peak_rss = proc_status_kib(operator.pid, "VmHWM") / 1024
         after = scrape(port)
+        logs_after = apiserver_log_requests(args.kubeconfig)
+        log_requests = None if logs_before is None or logs_after is None else logs_after - logs_before
 
         log("operator: reading every process and Job")
         with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
@@ -433,7 +452,8 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
             peak_running=pods.peak, peak_rss_mib=peak_rss, burst_cpu_cores=(cpu_after - cpu_before) / burst_seconds,
             idle_rss_mib=idle_rss, idle_cpu_percent=100 * idle_cpu, idle_seconds=args.idle_seconds,
             rpcs=counter_delta(before, after, RPC_METRIC), kube_requests=counter_delta(before, after, KUBE_METRIC),
-            burst_seconds=burst_seconds, gpu_report=gpu_report, job_to_running=cluster_delay)
+            burst_seconds=burst_seconds, gpu_report=gpu_report, job_to_running=cluster_delay,
+            log_requests=log_requests)
     finally:
         pods.stopped.set()
         if operator:
@@ -538,6 +558,9 @@ def report(args: argparse.Namespace, direct: DirectResult | None, op: OperatorRe
     print(f"  Kubernetes API requests by it:   {per_second(op.kube_requests, op.burst_seconds, op.count)}")
     if op.kube_requests:
         print(f"    {top_labels(op.kube_requests)}")
+    if op.log_requests is not None:
+        print(f"  pods/log requests the API server answered meanwhile (all clients): {op.log_requests:.0f}, "
+              f"{op.log_requests / op.count:.1f} per process (fake nodes serve no log: each one fails)")
     for line in op.gpu_report:
         print(f"  {line}")
     bad = bool(op.lost or op.duplicated or (direct and direct.failed))
