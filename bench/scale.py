@@ -40,7 +40,7 @@ from harness import REPO, kubeconfig_path
 from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
-from colonies_operator.colonies import ColoniesClient, ProcessState
+from colonies_operator.colonies import ColoniesClient, ColoniesError, ProcessState
 from tests.fixtures.colonies_server import ColoniesServer
 from tests.fixtures.kube import delete_namespace
 from tests.fixtures.kwok import (FAKE_NODE_SELECTOR, FAKE_NODE_TOLERATION, GPU_MODEL_LABEL, GPU_MODELS,
@@ -345,10 +345,10 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
     subprocess.run(kubectl + ["apply", "--server-side", "--force-conflicts", "-f",
                               str(REPO / "crds" / "coloniesexecutor.yaml")], check=True, stdout=subprocess.DEVNULL)
     namespace = new_namespace(api, "bench-scale-operator")
-    server = start_colonies_server()
-    operator = None
+    server = operator = None
     pods = PodWatch(api, namespace)
     try:
+        server = start_colonies_server()
         colony = server.new_colony()
         core.create_namespaced_secret(namespace, {"metadata": {"name": "key"},
                                                   "stringData": {"colonyPrvKey": colony.colony_prvkey}})
@@ -406,7 +406,11 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
         log(f"operator: submitted in {submitted - started:.1f} s; waiting for every process to finish")
 
         def finished() -> bool:
-            stats = server.client.colony_stats(colony.name, colony.user_prvkey)
+            try:
+                stats = server.client.colony_stats(colony.name, colony.user_prvkey)
+            except ColoniesError as err:  # a server too busy to answer in time: ask again
+                log(f"operator: Colonies did not answer ({err})")
+                return False
             done = stats.get("successfulprocesses", 0) + stats.get("failedprocesses", 0)
             if time.monotonic() - finished.last_report > 15:
                 finished.last_report = time.monotonic()
@@ -462,7 +466,8 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
                 operator.wait(60)
             except subprocess.TimeoutExpired:
                 operator.kill()
-        server.close()
+        if server:
+            server.close()
         log(f"operator: deleting namespace {namespace}")
         delete_namespace(api, namespace, timeout=600)
 
@@ -530,6 +535,13 @@ def top_labels(delta: dict[tuple, float] | None, limit: int = 8) -> str:
     return "; ".join(f"{name}: {value:.0f}" for value, name in ranked)
 
 
+def direct_line(direct: DirectResult) -> str:
+    return (f"  direct Jobs:          created in {direct.create_seconds:.1f} s; last Complete after "
+            f"{direct.to_last_complete:.1f} s; {direct.count / direct.to_last_complete:.1f} Jobs/s; peak running "
+            f"{direct.peak_running}; failed {direct.failed}; Job created -> pod Running: median "
+            f"{direct.job_to_running[0]:.0f} s, max {direct.job_to_running[1]:.0f} s")
+
+
 def report(args: argparse.Namespace, direct: DirectResult | None, op: OperatorResult) -> int:
     print()
     title = "GPU variant: " if args.gpu else ""
@@ -542,12 +554,8 @@ def report(args: argparse.Namespace, direct: DirectResult | None, op: OperatorRe
           f"{len(op.duplicated)}; Job created -> pod Running: median {op.job_to_running[0]:.0f} s, "
           f"max {op.job_to_running[1]:.0f} s")
     if direct:
-        direct_rate = direct.count / direct.to_last_complete
-        print(f"  direct Jobs:          created in {direct.create_seconds:.1f} s; last Complete after "
-              f"{direct.to_last_complete:.1f} s; {direct_rate:.1f} Jobs/s; peak running {direct.peak_running}; "
-              f"failed {direct.failed}; Job created -> pod Running: median {direct.job_to_running[0]:.0f} s, "
-              f"max {direct.job_to_running[1]:.0f} s")
-        print(f"  throughput ratio (operator / direct): {rate / direct_rate:.2f}")
+        print(direct_line(direct))
+        print(f"  throughput ratio (operator / direct): {rate / (direct.count / direct.to_last_complete):.2f}")
     print(f"  operator during the burst ({op.burst_seconds:.0f} s): peak RSS {op.peak_rss_mib:.0f} MiB, "
           f"mean CPU {op.burst_cpu_cores:.2f} cores")
     print(f"  operator idle again ({op.idle_seconds:.0f} s, {args.idle_settle:.0f} s after the burst): RSS "
@@ -596,6 +604,8 @@ def main() -> int:
     kwok_sh(args.kubeconfig, "add", str(args.nodes))
     try:
         direct = None if args.gpu or args.no_direct else run_direct(api, args)
+        if direct:
+            log(direct_line(direct).strip())  # now: should the operator's burst fail, this stays
         op = run_operator(api, args)
     finally:
         if not args.keep_nodes:
