@@ -7,6 +7,12 @@ HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRATCH="${COLONIES_OPERATOR_CLUSTER_DIR:-/var/lib/colonies-operator-cluster}"
 K8S_BIN="$CACHE_DIR/k8s/$K8S_VERSION/bin"
 GPUS="${COLONIES_OPERATOR_CLUSTER_GPUS:-4}"
+# Client rate limits of the controller manager (per controller: the Job controller creates pods, updates Job
+# status and removes pod finalizers within it) and the scheduler (one binding per pod). Kubernetes' defaults
+# (20 and 50 requests/s) would cap the fake-node benchmarks at about 5 Jobs/s whatever the client does.
+KCM_API_QPS="${COLONIES_OPERATOR_CLUSTER_KCM_QPS:-200}"
+KCM_JOB_SYNCS="${COLONIES_OPERATOR_CLUSTER_JOB_SYNCS:-20}"
+SCHED_API_QPS="${COLONIES_OPERATOR_CLUSTER_SCHEDULER_QPS:-200}"
 
 # Fixed addresses: every listener is on loopback or on the cluster's own bridge.
 NODE_NAME=k8s-node

@@ -182,9 +182,11 @@ step "kube-controller-manager and kube-scheduler"
 start kube-controller-manager kube-controller-manager --kubeconfig="$PKI/kube-controller-manager.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false --root-ca-file="$PKI/ca.crt" \
   --service-account-private-key-file="$PKI/sa.key" --use-service-account-credentials=true \
-  --cluster-name=colonies-operator-test --profiling=false --v=1
+  --cluster-name=colonies-operator-test --profiling=false --v=1 \
+  --kube-api-qps="$KCM_API_QPS" --kube-api-burst=$((KCM_API_QPS * 2)) --concurrent-job-syncs="$KCM_JOB_SYNCS"
 start kube-scheduler kube-scheduler --kubeconfig="$PKI/kube-scheduler.kubeconfig" \
-  --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false --v=1
+  --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false --v=1 \
+  --kube-api-qps="$SCHED_API_QPS" --kube-api-burst=$((SCHED_API_QPS * 2))
 await kube-controller-manager 60
 await kube-scheduler 60
 
