@@ -115,8 +115,10 @@ def test_job_past_its_deadline_fails_with_deadline_exceeded(api, namespace):
 
 
 def node_gpus(api: client.ApiClient) -> int:
+    """The GPUs of the cluster's real nodes (fake kwok nodes, labelled type=kwok, are not counted)."""
     nodes = client.CoreV1Api(api).list_node().items
-    return sum(int((n.status.allocatable or {}).get(GPU, "0")) for n in nodes)
+    return sum(int((n.status.allocatable or {}).get(GPU, "0")) for n in nodes
+               if (n.metadata.labels or {}).get("type") != "kwok")
 
 
 def create_gpu_pod(api: client.ApiClient, namespace: str, gpus: int) -> str:
