@@ -8,7 +8,8 @@
 #   hack/cluster/kwok.sh down          remove, then stop kwok
 #   hack/cluster/kwok.sh status        kwok's PID and the fake nodes
 #
-# Each fake node has capacity cpu $KWOK_NODE_CPU (32), memory $KWOK_NODE_MEMORY (256Gi), pods $KWOK_NODE_PODS
+# Each fake node has capacity cpu $KWOK_NODE_CPU (32), memory $KWOK_NODE_MEMORY (256Gi), ephemeral-storage
+# $KWOK_NODE_EPHEMERAL_STORAGE (1Ti: the operator requests some for every Job), pods $KWOK_NODE_PODS
 # (110), and nvidia.com/gpu: nodes 0, 4, 8, ... have 8 labelled nvidia.com/gpu.product=nvidia-a100; nodes 1, 5,
 # 9, ... have 4 labelled nvidia-t4; the others none. They carry the taint colonies-operator.test/kwok=true:NoSchedule,
 # so only pods that tolerate it land there (a ColoniesExecutor's spec.jobs.tolerations; add spec.jobs.nodeSelector
@@ -26,6 +27,7 @@ NODE_PREFIX=kwok-node-
 CPU="${KWOK_NODE_CPU:-32}"
 MEMORY="${KWOK_NODE_MEMORY:-256Gi}"
 PODS="${KWOK_NODE_PODS:-110}"
+STORAGE="${KWOK_NODE_EPHEMERAL_STORAGE:-1Ti}"
 k() { kubectl --kubeconfig "$KUBECONFIG_KWOK" "$@"; }
 
 kwok_alive() {
@@ -78,7 +80,7 @@ $( [ -n "$model" ] && echo "      nvidia.com/gpu.product: $model" )
     taints:
     - {key: $LABEL, value: "true", effect: NoSchedule}
   status:
-    capacity: {cpu: "$CPU", memory: "$MEMORY", pods: "$PODS", nvidia.com/gpu: "$gpus"}
+    capacity: {cpu: "$CPU", memory: "$MEMORY", ephemeral-storage: "$STORAGE", pods: "$PODS", nvidia.com/gpu: "$gpus"}
 YAML
 }
 
