@@ -37,6 +37,14 @@ CLUSTER_KINDS = {
 }
 
 
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the operator reads of a Job or pod: its metadata (without managedFields, often the largest part) and
+    its status. The spec (the whole pod template, command and env) is not kept: a view of thousands of objects
+    stays small."""
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {"metadata": metadata, "status": obj.get("status") or {}}
+
+
 def job_of_pod(pod: dict[str, Any]) -> str:
     labels = (pod.get("metadata") or {}).get("labels") or {}
     for key in JOB_NAME_LABELS:
@@ -119,7 +127,7 @@ class Reflector:
     async def _relist(self) -> str:
         items, version = await self.api.list(self.path, label_selector=self.label_selector,
                                              field_selector=self.field_selector, resource=self.kind)
-        fresh = {item["metadata"]["name"]: item for item in items}
+        fresh = {item["metadata"]["name"]: slim(item) for item in items}
         gone = [name for name in self.objects if name not in fresh]
         old = self.objects
         self.objects = fresh
@@ -129,6 +137,7 @@ class Reflector:
         return version
 
     def _apply(self, kind: str, obj: dict[str, Any]) -> None:
+        obj = slim(obj)
         name = obj["metadata"]["name"]
         if kind == "DELETED":
             self.objects.pop(name, None)

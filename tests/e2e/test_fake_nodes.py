@@ -57,13 +57,16 @@ def test_twenty_processes_on_fake_nodes_run_for_their_sleep_and_end_with_their_e
         assert "exited with code 3" in " ".join(closed.errors), closed.errors
     assert final(cancelled).state == ProcessState.CANCELLED
 
-    # One Job and one pod per process, all on fake nodes; each ran for its sleep.
+    # One Job and one pod per successful process, all on fake nodes; each ran for its sleep. A failed process
+    # keeps nothing running: its Job is gone.
     jobs = client.BatchV1Api(kube_api).list_namespaced_job(namespace).items
     by_process = {}
     for job in jobs:
         by_process.setdefault(job.metadata.labels["colonyos.io/process-id"], []).append(job.metadata.name)
-    assert sorted(len(names) for names in by_process.values()) == [1] * 19, by_process
-    for process, least in [(p, 3) for p in succeeding] + [(p, 2) for p in failing] + [(gpu, 1)]:
+    assert sorted(len(names) for names in by_process.values()) == [1] * 17, by_process
+    for process in failing:
+        assert process.processid[:63] not in by_process, "a failed process's Job must be deleted"
+    for process, least in [(p, 3) for p in succeeding] + [(gpu, 1)]:
         pods = pods_of(core, namespace, process.processid)
         assert len(pods) == 1, [p.metadata.name for p in pods]
         pod = pods[0]
