@@ -43,6 +43,7 @@ from .status import (
 log = logging.getLogger(__name__)
 
 SCAN_INTERVAL = 2.0
+IDLE_SCAN_INTERVAL = 30.0
 STATUS_DEBOUNCE = 0.5
 
 
@@ -348,10 +349,12 @@ class ExecutorRuntime:
     # -- the scan of what runs here ----------------------------------------------------------------------
 
     async def _scan(self) -> None:
+        idle_since = time.monotonic()
         while True:
             interval = SCAN_INTERVAL
-            if self.reconciler.active:
-                started = time.monotonic()
+            # Idle, the scan still runs now and then: it finds an assignment whose reply was lost.
+            if self.reconciler.active or time.monotonic() - idle_since >= IDLE_SCAN_INTERVAL:
+                started = idle_since = time.monotonic()
                 await self._scan_once()
                 interval = max(SCAN_INTERVAL, 4 * (time.monotonic() - started))  # a big list: ask less often
             await asyncio.sleep(interval)
@@ -365,13 +368,19 @@ class ExecutorRuntime:
             log.debug("executor %s/%s: cannot list its running processes (%s)", self.namespace, self.name, err)
             return
         self.reconciler.set_views(running, identity.executor_id, started)
+        # Every process Colonies runs here is carried on, also one whose assign reply never arrived (a
+        # long-poll cut by a reload, a reply lost on the way); never one this operator has just closed.
+        for process in running:
+            if process.state == ProcessState.RUNNING and self.reconciler.unknown(process):
+                if not adopting:
+                    log.info("executor %s/%s: process %s runs here unknown to the operator (an assignment whose "
+                             "reply was lost); carrying it on", self.namespace, self.name, process.processid)
+                self.reconciler.add(process, config, identity, adopted=True)
         if not adopting:
             return
         # After a restart: every process running here is carried on, and every active Job of this
         # executor whose attempt Colonies does not run here is looked at (and removed).
         resumed = [p for p in running if p.state == ProcessState.RUNNING]
-        for process in resumed:
-            self.reconciler.add(process, config, identity, adopted=True)
         for job in self.view.jobs(config.jobs.namespace):
             meta = job["metadata"]
             if (meta.get("labels") or {}).get(LABEL_EXECUTOR_ID) != label_value(identity.executor_id):

@@ -55,6 +55,7 @@ FOLLOWERS_PER_PROCESS = 16
 DRAIN_TIMEOUT_SECONDS = 30.0
 MAX_ERROR_BYTES = 4096
 MAX_ERRORS_BYTES = 16 * 1024
+FORGOTTEN_SECONDS = 600.0
 Key = tuple[str, int]
 
 
@@ -216,6 +217,7 @@ class Reconciler:
         self._workers: list[asyncio.Task] = []
         self.succeeded = self.failed = 0
         self.deleting = False
+        self._forgotten: dict[Key, float] = {}  # attempts done with lately: a late list must not revive them
         # The cluster's GPU models (from its Nodes), once known: a process asking for another fails at once.
         self.gpu_models: frozenset[str] | None = None
 
@@ -268,7 +270,16 @@ class Reconciler:
         except jobmod.InvalidProcess as err:
             attempt.plan, attempt.invalid = None, str(err)
 
+    def unknown(self, process: Process) -> bool:
+        """True for an attempt this reconciler neither carries nor has lately done with."""
+        key = (process.processid, process.retries)
+        return key not in self.attempts and key not in self._forgotten
+
     def _drop(self, attempt: Attempt, *, count: bool = True) -> None:
+        now = time.monotonic()
+        self._forgotten[attempt.key] = now
+        if len(self._forgotten) > 10_000 or next(iter(self._forgotten.values())) < now - FORGOTTEN_SECONDS:
+            self._forgotten = {k: t for k, t in self._forgotten.items() if t >= now - FORGOTTEN_SECONDS}
         for follower in attempt.followers.values():
             follower.stop()
         if attempt.shipper:

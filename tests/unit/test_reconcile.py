@@ -312,3 +312,19 @@ def test_debug_puts_what_was_created_first_in_the_process_log():
         assert len(kube.created) == 1
         assert client.logs and client.logs[0].startswith("ColonyOS: Job jobs-a/colonies-")
     asyncio.run(main())
+
+
+def test_a_process_closed_lately_is_not_taken_again_from_a_late_list_of_running_processes():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        running = process()
+        assert rec.unknown(running)  # running here, unknown: an assignment whose reply was lost
+        attempt = rec.add(running, config(), FakeIdentity(client), adopted=True)
+        assert not rec.unknown(running)
+        attempt.view = ProcessView.CANCELLED
+        await settle(rec, attempt)
+        assert attempt.key not in rec.attempts
+        assert not rec.unknown(running), "a list taken before the close must not revive the attempt"
+        assert rec.unknown(process(retries=1)), "a new attempt of it is new work"
+    asyncio.run(main())
