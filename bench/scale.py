@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from harness import REPO, kubeconfig_path
+from harness import REPO, exists, kubeconfig_path
 from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -224,19 +224,9 @@ def new_namespace(api: client.ApiClient, prefix: str) -> str:
     core = client.CoreV1Api(api)
     name = f"{prefix}-{secrets.token_hex(3)}"
     core.create_namespace({"metadata": {"name": name}})
-    wait_until(lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), 60,
+    wait_until(lambda: exists(lambda: core.read_namespaced_service_account("default", name)), 60,
                f"the default ServiceAccount of {name}", 0.2)
     return name
-
-
-def _exists(read: Callable[[], Any]) -> bool:
-    try:
-        read()
-        return True
-    except client.ApiException as err:
-        if err.status == 404:
-            return False
-        raise
 
 
 def job_to_running(api: client.ApiClient, namespace: str) -> tuple[float, float]:
