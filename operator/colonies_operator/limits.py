@@ -167,15 +167,21 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def limits_from_dict(data: Any, key: str, base: ProcessLimits = ProcessLimits()) -> ProcessLimits:
-    """spec.processLimits or policy.ceiling as ProcessLimits; a key that is absent keeps `base`'s value, null
-    means no limit. Raises PolicyError naming the key."""
+def _object_of(data: Any, key: str, known: Any) -> dict[str, Any]:
+    """`data` as an object with none but the `known` keys (absent: empty). Raises PolicyError naming the key."""
     data = data or {}
     if not isinstance(data, dict):
         raise PolicyError(f"{key} must be an object")
-    unknown = set(data) - set(LIMIT_KEYS.values())
+    unknown = set(data) - set(known)
     if unknown:
-        raise PolicyError(f"{key} has unknown keys {sorted(unknown)}; known: {sorted(LIMIT_KEYS.values())}")
+        raise PolicyError(f"{key} has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    return data
+
+
+def limits_from_dict(data: Any, key: str, base: ProcessLimits = ProcessLimits()) -> ProcessLimits:
+    """spec.processLimits or policy.ceiling as ProcessLimits; a key that is absent keeps `base`'s value, null
+    means no limit. Raises PolicyError naming the key."""
+    data = _object_of(data, key, LIMIT_KEYS.values())
     values: dict[str, Any] = {}
     for field, name in LIMIT_KEYS.items():
         if name not in data:
@@ -200,12 +206,7 @@ def limits_from_dict(data: Any, key: str, base: ProcessLimits = ProcessLimits())
 def defaults_from_dict(data: Any, key: str, base: ProcessDefaults = ProcessDefaults()) -> ProcessDefaults:
     """spec.processDefaults or policy.defaults as ProcessDefaults; a key that is absent keeps `base`'s value,
     null means none. Raises PolicyError naming the key."""
-    data = data or {}
-    if not isinstance(data, dict):
-        raise PolicyError(f"{key} must be an object")
-    unknown = set(data) - set(DEFAULT_KEYS.values())
-    if unknown:
-        raise PolicyError(f"{key} has unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_KEYS.values())}")
+    data = _object_of(data, key, DEFAULT_KEYS.values())
     values: dict[str, Any] = {}
     for field, name in DEFAULT_KEYS.items():
         if name not in data:
