@@ -345,6 +345,51 @@ class JobClock:
                 time.sleep(1)
 
 
+POD_PHASES = ("pod created", "scheduled", "started", "exited", "pod finished")
+
+
+class PodClock:
+    """A watch of the namespace's pods in a thread: when the pod of each Job (by the Job's name) was first seen
+    created, bound to a node, with its container running, with its container terminated, and Succeeded or
+    Failed (time.monotonic()). Tells where the time between a Job's creation and its completion goes."""
+
+    def __init__(self, k: Kube, namespace: str) -> None:
+        self.seen: dict[str, dict[str, float]] = {}
+        self._k, self._namespace = k, namespace
+        threading.Thread(target=self._run, name="pod-clock", daemon=True).start()
+
+    def _note(self, pod: Any, now: float) -> None:
+        job = (pod.metadata.labels or {}).get("batch.kubernetes.io/job-name")
+        if not job:
+            return
+        seen = self.seen.setdefault(job, {})
+        seen.setdefault("pod created", now)
+        if pod.spec.node_name:
+            seen.setdefault("scheduled", now)
+        for status in pod.status.container_statuses or []:
+            if status.state.running or status.state.terminated:
+                seen.setdefault("started", now)
+            if status.state.terminated:
+                seen.setdefault("exited", now)
+        if pod.status.phase in ("Succeeded", "Failed"):
+            seen.setdefault("pod finished", now)
+
+    def _run(self) -> None:
+        version = None
+        while True:
+            try:
+                w = watch.Watch()
+                for event in w.stream(self._k.core.list_namespaced_pod, self._namespace, resource_version=version,
+                                      timeout_seconds=60):
+                    version = event["object"].metadata.resource_version
+                    self._note(event["object"], time.monotonic())
+            except client.ApiException as err:
+                if err.status == 410:
+                    version = None
+            except Exception:  # the namespace is going, or the API server restarts: try again
+                time.sleep(1)
+
+
 def delete_jobs(k: Kube, namespace: str, label: str, timeout: float = 300) -> None:
     """Deletes the Jobs labelled bench=<label> and waits until their pods are gone."""
     k.batch.delete_collection_namespaced_job(namespace, label_selector=f"bench={label}",
