@@ -37,6 +37,19 @@ MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # while Colonies is unreachable; beyond i
 TAIL_LINES = 20
 MAX_TAIL_LINE_BYTES = 500
 RETRY_SECONDS = 2.0
+# A stream that delivered and then ended or broke while its container runs (the API server's timeout, a restart)
+# is re-opened soon. One that could not be opened at all (the API server cannot reach the node's kubelet, or
+# refuses) is retried after longer and longer pauses, so a node whose kubelet is gone, or a fake node that serves
+# no log, costs a few requests per container instead of one every few seconds. Whatever the pause, the
+# container's end brings one last read at once: nothing the kubelet still has is lost, and closing is not delayed.
+REOPEN_SECONDS = 0.5
+OPEN_RETRY_SECONDS = (5.0, 30.0, 60.0)
+DONE_CHECK_SECONDS = 0.5  # how often a pause looks at the container (the cache: no request)
+
+
+def open_retry_delay(failed_opens: int) -> float:
+    """The pause after the `failed_opens`-th stream in a row that could not be opened (1 for the first)."""
+    return OPEN_RETRY_SECONDS[min(failed_opens, len(OPEN_RETRY_SECONDS)) - 1]
 
 
 def line_prefix(pod_index: str, container: str, multi: bool) -> str:
@@ -198,8 +211,11 @@ class ContainerFollower:
 
     def __init__(self, *, open_stream: OpenStream, container_done: Callable[[], bool], shipper: LogShipper,
                  prefix: str, skip_lines: int, name: str, on_finished: Callable[[], None],
-                 limiters: tuple[asyncio.Semaphore, ...]) -> None:
+                 limiters: tuple[asyncio.Semaphore, ...],
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] | None = None) -> None:
         self._open_stream = open_stream
+        self._sleep, self._clock = sleep, clock  # a test's virtual time; the event loop's by default
         self._container_done = container_done
         self._shipper = shipper
         self._prefix = prefix
@@ -227,13 +243,15 @@ class ContainerFollower:
             self._on_finished()
 
     async def _follow(self) -> None:
-        failures = 0
+        failed_opens = 0
         while True:
             done_before = self._container_done()
             since = self.cursor.since_time()
             replayed = self.cursor.replayed if since else 0  # read already: skip without counting again
+            delivered = False
             try:
                 async for raw in self._open_stream(since):
+                    delivered = True
                     timestamp, text = split_timestamp(raw)
                     if replayed > 0:
                         replayed -= 1
@@ -243,18 +261,26 @@ class ContainerFollower:
                         self._skip_from_start -= 1
                         continue
                     self._shipper.add(self._prefix + text)
-                failures = 0
+                failed_opens = 0
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # the stream broke (or the pod is gone): re-open it after a pause
-                failures += 1
-                if getattr(err, "status", None) == 404:
-                    return  # the pod is gone: nothing more to read
-                if failures == 1:
-                    log.info("log stream %s broke (%s); re-opening it", self.name, err)
-                await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))
+            except Exception as err:  # the stream broke, could not be opened, or the pod is gone
+                if getattr(err, "status", None) == 404 or done_before:
+                    return  # the pod is gone, or this was the last read after the container ended
+                failed_opens = 0 if delivered else failed_opens + 1
+                if failed_opens <= 1:
+                    log.info("log stream %s %s (%s); re-opening it", self.name,
+                             "broke" if delivered else "could not be opened", err)
+                await self._pause(open_retry_delay(failed_opens) if failed_opens else REOPEN_SECONDS)
+                continue
             # A stream that ended after the container terminated has delivered everything.
             if done_before:
                 return
-            if not self._container_done():
-                await asyncio.sleep(0.5)
+            await self._pause(REOPEN_SECONDS)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleeps `seconds`, or less if the container ends meanwhile (then its last lines are read at once)."""
+        now = self._clock or asyncio.get_running_loop().time
+        deadline = now() + seconds
+        while not self._container_done() and (left := deadline - now()) > 0:
+            await self._sleep(min(DONE_CHECK_SECONDS, left))

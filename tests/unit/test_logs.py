@@ -164,3 +164,65 @@ def test_failure_tail_has_no_nul_and_is_capped():
         return tail
     (tail,) = run(main())
     assert "\x00" not in tail and len(tail) < 1200
+
+
+class VirtualTime:
+    """A clock that moves only when the follower sleeps, so minutes of retries take no time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def test_a_container_whose_log_cannot_be_opened_costs_a_few_requests_and_no_delay_at_its_end():
+    # A fake node, or a node whose kubelet is gone: every open fails at once. Over a 30-s container the follower
+    # tries at the start, 5 s later, and once more when the container ends (that read would get every line a
+    # kubelet back by then still has); it used to try every 5 s, nine times.
+    clock = VirtualTime()
+    opened: list[float] = []
+    ends_at = 30.0
+
+    async def open_stream(since):
+        opened.append(clock.now)
+        raise ServerError('Get "https://127.0.0.1:10250/containerLogs/...": connection refused', status=500)
+        yield b""  # an async generator, as the real stream is
+
+    async def main():
+        finished = asyncio.Event()
+        follower = ContainerFollower(open_stream=open_stream, container_done=lambda: clock.now >= ends_at,
+                                     shipper=Sink().shipper(), prefix="", skip_lines=0, name="t",
+                                     on_finished=finished.set, limiters=(asyncio.Semaphore(1),),
+                                     sleep=clock.sleep, clock=lambda: clock.now)
+        await asyncio.wait_for(follower.finished.wait(), 10)
+        return follower
+
+    run(main())
+    assert opened[:2] == [0.0, 5.0] and len(opened) == 3
+    assert ends_at <= opened[-1] <= ends_at + 0.5  # the last read comes as the container ends, not after a pause
+
+
+def test_a_stream_that_broke_after_delivering_is_reopened_soon():
+    clock = VirtualTime()
+    opened: list[float] = []
+
+    async def open_stream(since):
+        opened.append(clock.now)
+        yield b"2026-01-01T00:00:01.000000000Z a line\n"
+        if len(opened) == 1:
+            raise ServerError("connection reset", status=None)
+
+    async def main():
+        sink = Sink()
+        follower = ContainerFollower(open_stream=open_stream, container_done=lambda: len(opened) >= 2,
+                                     shipper=sink.shipper(), prefix="", skip_lines=0, name="t",
+                                     on_finished=lambda: None, limiters=(asyncio.Semaphore(1),),
+                                     sleep=clock.sleep, clock=lambda: clock.now)
+        await asyncio.wait_for(follower.finished.wait(), 10)
+        await follower._shipper.flush()
+        return sink.lines
+
+    assert run(main()) == ["a line"]  # the second stream repeats it: counted off, not shipped twice
+    assert opened[1] == 0.5
