@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(1, str(REPO))  # the suite's fixtures (tests.fixtures) that a benchmark shares: fake nodes, cleanup
 
 from kubernetes import client, config, watch  # noqa: E402
 

@@ -41,7 +41,7 @@ from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
 from colonies_operator.colonies import ColoniesClient, ColoniesError, ProcessState
-from tests.fixtures.colonies_server import ColoniesServer
+from colonies_operator.dev.colonies_server import ColoniesServer
 from tests.fixtures.kube import delete_namespace
 from tests.fixtures.kwok import (FAKE_NODE_SELECTOR, FAKE_NODE_TOLERATION, GPU_MODEL_LABEL, GPU_MODELS,
                                  kwok_sh)

@@ -38,12 +38,13 @@ TAIL_LINES = 20
 MAX_TAIL_LINE_BYTES = 500
 RETRY_SECONDS = 2.0
 # A stream that delivered and then ended or broke while its container runs (the API server's timeout, a restart)
-# is re-opened soon. One that could not be opened at all (the API server cannot reach the node's kubelet, or
-# refuses) is retried after longer and longer pauses, so a node whose kubelet is gone, or a fake node that serves
-# no log, costs a few requests per container instead of one every few seconds. Whatever the pause, the
-# container's end brings one last read at once: nothing the kubelet still has is lost, and closing is not delayed.
+# is re-opened soon. One that could not be opened at all (the API server cannot reach the node's kubelet, a 5xx,
+# a refusal) is retried after 30 s, then every minute: a node whose kubelet is gone, with a hundred containers,
+# costs two requests a second rather than twenty, and a fake node that serves no log two or three per container.
+# Whatever the pause, the container's end brings one last read at once: what the kubelet still has is read, from
+# where the stream stopped, and closing is not delayed.
 REOPEN_SECONDS = 0.5
-OPEN_RETRY_SECONDS = (5.0, 30.0, 60.0)
+OPEN_RETRY_SECONDS = (30.0, 60.0)
 DONE_CHECK_SECONDS = 0.5  # how often a pause looks at the container (the cache: no request)
 
 

@@ -401,9 +401,6 @@ class Reconciler:
         if act == Act.CREATE_JOB:
             return await self._create_job(attempt)
         if act == Act.READ_FINAL_PODS:
-            if (seen := self._final_pods_seen(attempt)) is not None:
-                attempt.final_pods = seen
-                return None
             try:
                 pods = await self.kube.list_pods_of_job(attempt.namespace, attempt.job_name)
                 listed = {pod["metadata"]["name"] for pod in pods}
@@ -520,23 +517,6 @@ class Reconciler:
                     name=f"logs {attempt.namespace}/{pod_name}/{container}",
                     on_finished=lambda k=attempt.key: self.queue.add(k),
                     limiters=(attempt.follower_limit, self._log_limiter))
-
-    def _final_pods_seen(self, attempt: Attempt) -> tuple[dict[str, Any], ...] | None:
-        """The finished Job's pods as the watch saw them leave the view, when that is provably all of them: none
-        is left in a synced view, each left in a final phase, and there are as many as the Job counts succeeded
-        and failed. Spares a list per process; anything less certain (a pod missed while the watch was down, an
-        event not arrived yet) and the pods are listed."""
-        job = self.view.job(attempt.namespace, attempt.job_name) or attempt.job_direct
-        if (job is None or not self.view.synced(attempt.namespace)
-                or self.view.pods(attempt.namespace, attempt.job_name)):
-            return None
-        departed = tuple(attempt.departed_pods.values())
-        if any((pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for pod in departed):
-            return None
-        status = job.get("status") or {}
-        if not departed or len(departed) != (status.get("succeeded") or 0) + (status.get("failed") or 0):
-            return None
-        return departed
 
     async def _shipped_lines(self, attempt: Attempt) -> dict[str, int] | None:
         """Lines of this attempt Colonies already holds, per container: an adopted process resumes after them.

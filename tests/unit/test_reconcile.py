@@ -92,8 +92,6 @@ class FakeKube:
         self.created: list[dict] = []
         self.deleted: list[tuple[str, str]] = []
         self.patched: list[tuple[str, str, dict]] = []
-        self.pod_lists: list[str] = []
-        self.pods: list[dict] = []  # what a list of a Job's pods returns
 
     async def create_job(self, job, dry_run=False):
         if self.create_errors:
@@ -110,13 +108,8 @@ class FakeKube:
     async def delete_job(self, namespace, name):
         self.deleted.append((namespace, name))
 
-    async def stream_log(self, namespace, pod, container, since_time):
-        return
-        yield b""  # an empty log
-
     async def list_pods_of_job(self, namespace, job):
-        self.pod_lists.append(job)
-        return list(self.pods)
+        return []
 
 
 class FakeView:
@@ -152,14 +145,6 @@ def reconciler(kube: FakeKube | None = None) -> tuple[Reconciler, FakeKube, Fake
 async def settle(rec: Reconciler, attempt) -> None:
     """Reconciles the attempt until it waits (what the workers would do)."""
     await rec._reconcile(attempt)
-
-
-async def settle_until_closed(rec: Reconciler, attempt, client: FakeClient, timeout: float = 5) -> None:
-    """Reconciles the attempt again and again (its log followers run meanwhile) until it is closed."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not client.closed and asyncio.get_running_loop().time() < deadline:
-        await rec._reconcile(attempt)
-        await asyncio.sleep(0.05)
 
 
 def test_defect_1_a_502_or_403_while_checking_a_running_process_keeps_its_job():
@@ -342,46 +327,4 @@ def test_a_process_closed_lately_is_not_taken_again_from_a_late_list_of_running_
         assert attempt.key not in rec.attempts
         assert not rec.unknown(running), "a list taken before the close must not revive the attempt"
         assert rec.unknown(process(retries=1)), "a new attempt of it is new work"
-    asyncio.run(main())
-
-
-def finished_pod(name: str, phase: str, exit_code: int = 0, job: str = "") -> dict:
-    return {"metadata": {"name": name, "annotations": {}, "labels": {"batch.kubernetes.io/job-name": job}}, "status": {"phase": phase, "containerStatuses": [
-        {"name": "main", "state": {"terminated": {"exitCode": exit_code, "reason": "Completed"}}}]}}
-
-
-def test_the_pods_seen_leaving_the_view_spare_a_list_when_they_are_all_the_job_counts():
-    async def main():
-        rec, kube, view, _ = reconciler()
-        client = FakeClient()
-        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
-        await settle(rec, attempt)  # the Job is created
-        view.jobs[(attempt.namespace, attempt.job_name)] = {
-            "metadata": {"name": attempt.job_name},
-            "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}
-        rec.on_cluster_event(attempt.namespace, "pods", None, finished_pod(attempt.job_name + "-0-x", "Succeeded",
-                                                                           job=attempt.job_name))
-        await settle_until_closed(rec, attempt, client)
-        assert kube.pod_lists == [] and client.closed == [("successful", [])]
-    asyncio.run(main())
-
-
-def test_the_pods_are_listed_when_the_view_may_have_missed_one_of_them():
-    async def main():
-        for departed in ([], [finished_pod("p-old", "Running")]):  # none seen; one last seen running
-            rec, kube, view, _ = reconciler()
-            client = FakeClient()
-            attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
-            await settle(rec, attempt)
-            view.jobs[(attempt.namespace, attempt.job_name)] = {
-                "metadata": {"name": attempt.job_name},
-                "status": {"failed": 1, "conditions": [{"type": "Failed", "status": "True",
-                                                        "reason": "BackoffLimitExceeded"}]}}
-            for pod in departed:
-                pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] = attempt.job_name
-                rec.on_cluster_event(attempt.namespace, "pods", None, pod)
-            kube.pods = [finished_pod("p-old", "Failed", exit_code=3)]
-            await settle_until_closed(rec, attempt, client)
-            assert kube.pod_lists == [attempt.job_name], departed
-            assert client.closed and client.closed[0][0] == "failed" and "3" in " ".join(client.closed[0][1])
     asyncio.run(main())
