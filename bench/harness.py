@@ -317,6 +317,25 @@ def watch_jobs_finished(k: Kube, namespace: str, label: str, count: int, timeout
     return time.monotonic(), sum(finished.values())
 
 
+def watch_in_thread(list_call: Callable[..., Any], namespace: str, on_object: Callable[[Any, float], None],
+                    name: str) -> None:
+    """Calls `on_object(object, time.monotonic())` for every watch event of the namespace's objects of one kind,
+    from a daemon thread, for as long as the benchmark runs."""
+    def run() -> None:
+        version = None
+        while True:
+            try:
+                for event in watch.Watch().stream(list_call, namespace, resource_version=version, timeout_seconds=60):
+                    version = event["object"].metadata.resource_version
+                    on_object(event["object"], time.monotonic())
+            except client.ApiException as err:
+                if err.status == 410:
+                    version = None
+            except Exception:  # the namespace is going, or the API server restarts: try again
+                time.sleep(1)
+    threading.Thread(target=run, name=name, daemon=True).start()
+
+
 class JobClock:
     """A watch of the namespace's Jobs in a thread: when each Job was first seen, and first seen finished
     (time.monotonic()), by name."""
@@ -324,26 +343,12 @@ class JobClock:
     def __init__(self, k: Kube, namespace: str) -> None:
         self.created: dict[str, float] = {}
         self.finished: dict[str, float] = {}
-        self._k, self._namespace = k, namespace
-        threading.Thread(target=self._run, name="job-clock", daemon=True).start()
+        watch_in_thread(k.batch.list_namespaced_job, namespace, self._note, "job-clock")
 
-    def _run(self) -> None:
-        version = None
-        while True:
-            try:
-                w = watch.Watch()
-                for event in w.stream(self._k.batch.list_namespaced_job, self._namespace, resource_version=version,
-                                      timeout_seconds=60):
-                    job, now = event["object"], time.monotonic()
-                    version = job.metadata.resource_version
-                    self.created.setdefault(job.metadata.name, now)
-                    if job_finished(job):
-                        self.finished.setdefault(job.metadata.name, now)
-            except client.ApiException as err:
-                if err.status == 410:
-                    version = None
-            except Exception:  # the namespace is going, or the API server restarts: try again
-                time.sleep(1)
+    def _note(self, job: Any, now: float) -> None:
+        self.created.setdefault(job.metadata.name, now)
+        if job_finished(job):
+            self.finished.setdefault(job.metadata.name, now)
 
 
 POD_PHASES = ("pod created", "scheduled", "started", "exited", "pod finished")
@@ -356,8 +361,7 @@ class PodClock:
 
     def __init__(self, k: Kube, namespace: str) -> None:
         self.seen: dict[str, dict[str, float]] = {}
-        self._k, self._namespace = k, namespace
-        threading.Thread(target=self._run, name="pod-clock", daemon=True).start()
+        watch_in_thread(k.core.list_namespaced_pod, namespace, self._note, "pod-clock")
 
     def _note(self, pod: Any, now: float) -> None:
         job = (pod.metadata.labels or {}).get("batch.kubernetes.io/job-name")
@@ -374,21 +378,6 @@ class PodClock:
                 seen.setdefault("exited", now)
         if pod.status.phase in ("Succeeded", "Failed"):
             seen.setdefault("pod finished", now)
-
-    def _run(self) -> None:
-        version = None
-        while True:
-            try:
-                w = watch.Watch()
-                for event in w.stream(self._k.core.list_namespaced_pod, self._namespace, resource_version=version,
-                                      timeout_seconds=60):
-                    version = event["object"].metadata.resource_version
-                    self._note(event["object"], time.monotonic())
-            except client.ApiException as err:
-                if err.status == 410:
-                    version = None
-            except Exception:  # the namespace is going, or the API server restarts: try again
-                time.sleep(1)
 
 
 def delete_jobs(k: Kube, namespace: str, label: str, timeout: float = 300) -> None:

@@ -215,6 +215,9 @@ class KubeApi:
                                    params={"labelSelector": label_selector, "gracePeriodSeconds": 0},
                                    resource="pods")
 
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._absent_is_none("GET", f"/api/v1/namespaces/{namespace}/pods/{name}", resource="pods")
+
     async def list_pods_of_job(self, namespace: str, job: str) -> list[dict[str, Any]]:
         items, _ = await self.list(f"/api/v1/namespaces/{namespace}/pods", label_selector=f"job-name={job}",
                                    resource="pods")

@@ -92,6 +92,8 @@ class FakeKube:
         self.created: list[dict] = []
         self.deleted: list[tuple[str, str]] = []
         self.patched: list[tuple[str, str, dict]] = []
+        self.pods: dict[str, dict] = {}  # by name, as the API server has them
+        self.reads: list[tuple[str, str]] = []  # ("get", pod) or ("list", job)
 
     async def create_job(self, job, dry_run=False):
         if self.create_errors:
@@ -109,7 +111,12 @@ class FakeKube:
         self.deleted.append((namespace, name))
 
     async def list_pods_of_job(self, namespace, job):
-        return []
+        self.reads.append(("list", job))
+        return [pod for pod in self.pods.values() if pod["metadata"]["labels"]["job-name"] == job]
+
+    async def get_pod(self, namespace, name):
+        self.reads.append(("get", name))
+        return self.pods.get(name)
 
 
 class FakeView:
@@ -327,4 +334,53 @@ def test_a_process_closed_lately_is_not_taken_again_from_a_late_list_of_running_
         assert attempt.key not in rec.attempts
         assert not rec.unknown(running), "a list taken before the close must not revive the attempt"
         assert rec.unknown(process(retries=1)), "a new attempt of it is new work"
+    asyncio.run(main())
+
+
+def pod_of(job: str, name: str, phase: str, exit_code: int | None = None) -> dict:
+    state = {"terminated": {"exitCode": exit_code}} if exit_code is not None else {"running": {}}
+    return {"metadata": {"name": name, "labels": {"job-name": job}},
+            "status": {"phase": phase, "containerStatuses": [{"name": "main", "state": state}]}}
+
+
+def test_final_pods_are_read_by_name_when_the_watch_saw_each_one_the_job_counts():
+    # The watch announces a pod leaving the view (phase Succeeded) with its previous state: each is read again,
+    # by name, which costs the API server one key where a list by label reads the whole namespace.
+    async def main():
+        rec, kube, view, _ = reconciler()
+        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
+        job = attempt.job_name
+        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"succeeded": 2}}
+        for name in ("p0", "p1"):
+            rec.on_cluster_event(attempt.namespace, "pods", None, pod_of(job, name, "Running"))
+            kube.pods[name] = pod_of(job, name, "Succeeded", exit_code=0)
+        pods = await rec._read_final_pods(attempt)
+        assert kube.reads == [("get", "p0"), ("get", "p1")]
+        assert [p["status"]["phase"] for p in pods] == ["Succeeded", "Succeeded"]
+    asyncio.run(main())
+
+
+def test_final_pods_are_listed_when_the_watch_may_have_missed_one():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
+        job = attempt.job_name
+        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"succeeded": 1, "failed": 1}}
+        rec.on_cluster_event(attempt.namespace, "pods", None, pod_of(job, "p0", "Running"))
+        kube.pods = {"p0": pod_of(job, "p0", "Failed", exit_code=1), "p1": pod_of(job, "p1", "Succeeded", 0)}
+        pods = await rec._read_final_pods(attempt)
+        assert kube.reads == [("list", job)] and sorted(p["metadata"]["name"] for p in pods) == ["p0", "p1"]
+    asyncio.run(main())
+
+
+def test_a_final_pod_deleted_meanwhile_keeps_its_last_seen_state():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
+        job = attempt.job_name
+        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"failed": 1}}
+        evicted = pod_of(job, "p0", "Failed")
+        evicted["status"]["reason"] = "Evicted"
+        rec.on_cluster_event(attempt.namespace, "pods", None, evicted)
+        assert await rec._read_final_pods(attempt) == (evicted,) and kube.reads == [("get", "p0")]
     asyncio.run(main())
