@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from . import metrics
+from . import memory, metrics
 from .cache import ClusterView
 from .capabilities import capabilities_for, gpu_models
 from .colonies import ColoniesError, Process, ProcessState
@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 SCAN_INTERVAL = 2.0
 IDLE_SCAN_INTERVAL = 30.0
 STATUS_DEBOUNCE = 0.5
+# A change of conditions is written within STATUS_DEBOUNCE; one of the counters alone (active, succeeded,
+# failed, last assignment) at most every COUNTERS_INTERVAL: during a burst they change many times a second, and
+# each write is a request to the API server and an event for every watcher of the resource.
+COUNTERS_INTERVAL = 5.0
 
 
 class ExecutorRuntime:
@@ -72,6 +76,9 @@ class ExecutorRuntime:
         self._slot_freed = asyncio.Event()
         self._jobs_problem: KubeError | None = None
         self._written_status: dict[str, Any] = {}
+        self._written_at = 0.0  # time.monotonic() of the last status write
+        self._conditions_changed = asyncio.Event()
+        self._burst_peak = 0  # the most processes at once since the last release of memory
         self._status_task: asyncio.Task | None = None
         self._scanner: asyncio.Task | None = None
         self._adopted = False
@@ -413,11 +420,26 @@ class ExecutorRuntime:
         if self._stop.is_set():
             return
         self._slot_freed.set()
+        active = self.reconciler.active
+        self._burst_peak = max(self._burst_peak, active)
+        if active == 0 and self._burst_peak >= memory.BURST:
+            self._burst_peak = 0
+            memory.release_soon()
+        if self._written_status.get("conditions") != self.conditions:
+            self._conditions_changed.set()
         if self._status_task is None or self._status_task.done():
             self._status_task = asyncio.create_task(self._report_soon())
 
     async def _report_soon(self) -> None:
         await asyncio.sleep(STATUS_DEBOUNCE)
+        written = self._written_status
+        if written and written.get("conditions") == self.conditions:
+            self._conditions_changed.clear()
+            try:  # a change of conditions meanwhile ends the wait
+                await asyncio.wait_for(self._conditions_changed.wait(),
+                                       max(0.0, self._written_at + COUNTERS_INTERVAL - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
         await self.report()
 
     async def report(self) -> None:
@@ -439,7 +461,7 @@ class ExecutorRuntime:
             return
         try:
             await self.kube.patch_executor_status(self.namespace, self.name, status)
-            self._written_status = status
+            self._written_status, self._written_at = status, time.monotonic()
         except KubeError as err:  # status is best effort; the next change retries it
             log.warning("cannot write the status of %s/%s: %s", self.namespace, self.name, err)
 
