@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from . import memory, metrics
+from . import metrics
 from .cache import ClusterView
 from .capabilities import capabilities_for, gpu_models
 from .colonies import ColoniesError, Process, ProcessState
@@ -78,7 +78,6 @@ class ExecutorRuntime:
         self._written_status: dict[str, Any] = {}
         self._written_at = 0.0  # time.monotonic() of the last status write
         self._conditions_changed = asyncio.Event()
-        self._burst_peak = 0  # the most processes at once since the last release of memory
         self._status_task: asyncio.Task | None = None
         self._scanner: asyncio.Task | None = None
         self._adopted = False
@@ -420,11 +419,6 @@ class ExecutorRuntime:
         if self._stop.is_set():
             return
         self._slot_freed.set()
-        active = self.reconciler.active
-        self._burst_peak = max(self._burst_peak, active)
-        if active == 0 and self._burst_peak >= memory.BURST:
-            self._burst_peak = 0
-            memory.release_soon()
         if self._written_status.get("conditions") != self.conditions:
             self._conditions_changed.set()
         if self._status_task is None or self._status_task.done():
