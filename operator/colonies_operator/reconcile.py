@@ -212,6 +212,7 @@ class Reconciler:
         self._on_change = on_change  # active count or counters changed: the status may need writing
         self._on_jobs_refused = on_jobs_refused  # an executor-level refusal (None: Jobs are accepted again)
         self._log_limiter = log_limiter
+        self._pod_get_forbidden_logged = False
         self.attempts: dict[Key, Attempt] = {}
         self._by_job: dict[tuple[str, str], Key] = {}
         self.queue = WorkQueue()
@@ -530,8 +531,17 @@ class Reconciler:
         counted = (status.get("succeeded") or 0) + (status.get("failed") or 0)
         if (departed and len(departed) == counted and self.view.synced(attempt.namespace)
                 and not self.view.pods(attempt.namespace, attempt.job_name)):
-            read = await asyncio.gather(*(self.kube.get_pod(attempt.namespace, name) for name in departed))
-            return tuple(pod or departed[name] for name, pod in zip(departed, read))
+            try:
+                read = await asyncio.gather(*(self.kube.get_pod(attempt.namespace, name) for name in departed))
+                return tuple(pod or departed[name] for name, pod in zip(departed, read))
+            except KubeError as err:
+                if err.status != 403:
+                    raise
+                # RBAC from before reading by name (the chart grants get on pods): list them, as before.
+                if not self._pod_get_forbidden_logged:
+                    log.warning("cannot read pods by name in %s (%s); listing them instead: grant get on pods "
+                                "(the Helm chart does)", attempt.namespace, err)
+                    self._pod_get_forbidden_logged = True
         pods = await self.kube.list_pods_of_job(attempt.namespace, attempt.job_name)
         listed = {pod["metadata"]["name"] for pod in pods}
         return tuple(pods) + tuple(pod for name, pod in departed.items() if name not in listed)

@@ -242,6 +242,9 @@ def test_rbac_is_a_role_per_watched_namespace_and_a_jobs_role_per_policy_job_nam
     # Jobs-only namespaces: nothing about Secrets or ColoniesExecutors.
     assert {rule["apiGroups"][0] + "/" + rule["resources"][0] for rule in roles[("jobs", f"{FULLNAME}-jobs")]["rules"]} \
         == {"batch/jobs", "/pods", "/pods/log"}
+    # Every namespace where Jobs run: each finished Job's pods are read by name (a list reads the namespace).
+    for role in roles.values():
+        assert {"get", "list", "watch"} <= set(next(r for r in role["rules"] if r["resources"] == ["pods"])["verbs"])
     secret_rules = [rule for rule in roles[("a", FULLNAME)]["rules"] if "secrets" in rule["resources"]]
     assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]}]
     for role in roles.values():

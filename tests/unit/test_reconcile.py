@@ -94,6 +94,7 @@ class FakeKube:
         self.patched: list[tuple[str, str, dict]] = []
         self.pods: dict[str, dict] = {}  # by name, as the API server has them
         self.reads: list[tuple[str, str]] = []  # ("get", pod) or ("list", job)
+        self.get_forbidden = False  # RBAC that lets the operator list pods but not get one
 
     async def create_job(self, job, dry_run=False):
         if self.create_errors:
@@ -116,6 +117,8 @@ class FakeKube:
 
     async def get_pod(self, namespace, name):
         self.reads.append(("get", name))
+        if self.get_forbidden:
+            raise KubeError(403, "Forbidden", 'pods "x" is forbidden: cannot get resource "pods"')
         return self.pods.get(name)
 
 
@@ -383,4 +386,19 @@ def test_a_final_pod_deleted_meanwhile_keeps_its_last_seen_state():
         evicted["status"]["reason"] = "Evicted"
         rec.on_cluster_event(attempt.namespace, "pods", None, evicted)
         assert await rec._read_final_pods(attempt) == (evicted,) and kube.reads == [("get", "p0")]
+    asyncio.run(main())
+
+
+def test_final_pods_are_listed_where_the_operator_may_not_get_a_pod():
+    # An operator upgraded without its chart's RBAC (get on pods) still closes its processes.
+    async def main():
+        rec, kube, view, _ = reconciler()
+        kube.get_forbidden = True
+        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
+        job = attempt.job_name
+        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"succeeded": 1}}
+        rec.on_cluster_event(attempt.namespace, "pods", None, pod_of(job, "p0", "Running"))
+        kube.pods["p0"] = pod_of(job, "p0", "Succeeded", exit_code=0)
+        pods = await rec._read_final_pods(attempt)
+        assert kube.reads == [("get", "p0"), ("list", job)] and pods[0]["status"]["phase"] == "Succeeded"
     asyncio.run(main())

@@ -126,14 +126,14 @@ its resources name, creates the Secret that keeps its own executor key, and runs
 {{- end }}
 
 {{/* Where Jobs run (watched namespaces and policy.jobNamespaces): create, watch, label (closed) and delete them,
-watch and delete their pods, read the pods' logs. Nothing else: no Secrets, no ColoniesExecutors. */}}
+read, watch and delete their pods, read the pods' logs. Nothing else: no Secrets, no ColoniesExecutors. */}}
 {{- define "colonies-operator.jobRules" -}}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete, deletecollection]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch, deletecollection]
+  verbs: [get, list, watch, deletecollection]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
