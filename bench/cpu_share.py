@@ -13,9 +13,11 @@ import collections
 import os
 import sys
 import time
+from pathlib import Path
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# Prefixes of the command names (/proc/PID/stat keeps 15 characters).
+from harness import cpu_seconds
+
+# Prefixes of the command names (/proc/PID/comm keeps 15 characters).
 COMPONENTS = ("kube-apiserver", "kube-controller", "kube-scheduler", "etcd", "kubelet", "containerd", "kwok",
               "colonies", "postgres", "python")
 
@@ -25,13 +27,12 @@ def cpu_by_process() -> dict[tuple[str, str], float]:
     used: dict[tuple[str, str], float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            stat = open(f"/proc/{pid}/stat").read()
+            command = Path(f"/proc/{pid}/comm").read_text().strip()
+            seconds = cpu_seconds(int(pid))
         except OSError:  # it ended meanwhile
             continue
-        command = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
         component = next((c for c in COMPONENTS if command.startswith(c[:15])), "other")
-        used[(component, pid)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        used[(component, pid)] = seconds
     return used
 
 

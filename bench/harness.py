@@ -396,11 +396,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
 
 
-def rss_mib(pid: int) -> float:
+def status_mib(pid: int, key: str) -> float:
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM: the peak RSS, ...) in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mib(pid: int) -> float:
+    return status_mib(pid, "VmRSS")
 
 
 def thread_count(pid: int) -> int:

@@ -33,10 +33,10 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
-from harness import REPO, exists, kubeconfig_path
+from harness import REPO, cpu_seconds, exists, kubeconfig_path, rss_mib, status_mib, wait_until
 from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -52,22 +52,10 @@ GPU = "nvidia.com/gpu"
 RPC_METRIC = "colonies_operator_colonies_rpcs"
 KUBE_METRIC = "colonies_operator_kube_requests"
 NOT_EXPORTED = "n/a (not exported by this operator version)"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- watching pods and Jobs ----------------------------------------------------------------------------------
@@ -136,18 +124,6 @@ class JobWatch(threading.Thread):
 
 
 # -- the operator process: CPU, memory, metrics --------------------------------------------------------------
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-
-def proc_status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def scrape(port: int) -> dict[str, dict[tuple, float]] | None:
@@ -370,7 +346,7 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
         time.sleep(2)  # the first assign calls are out
         before = scrape(port)
         logs_before = apiserver_log_requests(args.kubeconfig)
-        cpu_before = proc_cpu_seconds(operator.pid)
+        cpu_before = cpu_seconds(operator.pid)
 
         specs = []
         for model, gpus in wanted:
@@ -407,13 +383,13 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
                 log(f"operator: {stats.get('successfulprocesses', 0)} succeeded, {stats.get('failedprocesses', 0)} "
                     f"failed, {stats.get('runningprocesses', 0)} running, {stats.get('waitingprocesses', 0)} waiting; "
                     f"{len(pods.running)} pods running; operator RSS "
-                    f"{proc_status_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB")
+                    f"{rss_mib(operator.pid):.0f} MiB")
             return done >= len(specs)
         finished.last_report = time.monotonic()
         wait_until(finished, args.timeout, f"{len(specs)} processes to finish", 0.5)
         burst_end = time.time()
-        cpu_after = proc_cpu_seconds(operator.pid)
-        peak_rss = proc_status_kib(operator.pid, "VmHWM") / 1024
+        cpu_after = cpu_seconds(operator.pid)
+        peak_rss = status_mib(operator.pid, "VmHWM")
         after = scrape(port)
         logs_after = apiserver_log_requests(args.kubeconfig)
         log_requests = None if logs_before is None or logs_after is None else logs_after - logs_before
@@ -435,10 +411,10 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
 
         log(f"operator: idle: letting it settle {args.idle_settle:g} s, then measuring {args.idle_seconds:g} s")
         time.sleep(args.idle_settle)
-        idle_cpu_before, idle_started = proc_cpu_seconds(operator.pid), time.monotonic()
+        idle_cpu_before, idle_started = cpu_seconds(operator.pid), time.monotonic()
         time.sleep(args.idle_seconds)
-        idle_cpu = (proc_cpu_seconds(operator.pid) - idle_cpu_before) / (time.monotonic() - idle_started)
-        idle_rss = proc_status_kib(operator.pid, "VmRSS") / 1024
+        idle_cpu = (cpu_seconds(operator.pid) - idle_cpu_before) / (time.monotonic() - idle_started)
+        idle_rss = rss_mib(operator.pid)
         burst_seconds = burst_end - started
         return OperatorResult(
             count=len(specs), executors=executors, submit_seconds=submitted - started,
