@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 from .colonies.address import DEFAULT_CLUSTER_DOMAIN
 from .podsecurity import BASELINE, PROFILES, RESTRICTED
@@ -178,51 +178,49 @@ def _object_of(data: Any, key: str, known: Any) -> dict[str, Any]:
     return data
 
 
+def _replace_from(data: Any, key: str, keys: dict[str, str], base: Any,
+                  parse_value: Callable[[str, Any, str], Any]) -> Any:
+    """`base` with each field whose name (`keys`: field -> name) is in the object `data`, parsed by
+    `parse_value(field, value, "key.name")`; absent names keep `base`'s values."""
+    data = _object_of(data, key, keys.values())
+    return dataclasses.replace(base, **{field: parse_value(field, data[name], f"{key}.{name}")
+                                        for field, name in keys.items() if name in data})
+
+
+def _limit_value(field: str, value: Any, where: str) -> Any:
+    if value is None:  # no limit
+        return () if field == "allowed_images" else None
+    if field == "allowed_images":
+        return _names(value, where)
+    if field in _QUANTITY_FIELDS:
+        return _quantity(value, where, cpu=field == "cpu")
+    _expect(value, int, where, "a whole number")
+    if value < 0 or (value == 0 and field != "gpus"):
+        raise PolicyError(f"{where} must be {'0 or more' if field == 'gpus' else 'at least 1'}, not {value}")
+    return value
+
+
+def _default_value(field: str, value: Any, where: str) -> Any:
+    if value is None:  # no default
+        return None
+    if field in _QUANTITY_FIELDS:
+        return _quantity(value, where, cpu=field == "cpu")
+    _expect(value, int, where, "a whole number of seconds")
+    if value < 1:
+        raise PolicyError(f"{where} must be at least 1 second, not {value}")
+    return value
+
+
 def limits_from_dict(data: Any, key: str, base: ProcessLimits = ProcessLimits()) -> ProcessLimits:
     """spec.processLimits or policy.ceiling as ProcessLimits; a key that is absent keeps `base`'s value, null
     means no limit. Raises PolicyError naming the key."""
-    data = _object_of(data, key, LIMIT_KEYS.values())
-    values: dict[str, Any] = {}
-    for field, name in LIMIT_KEYS.items():
-        if name not in data:
-            continue
-        value = data[name]
-        if value is None:
-            values[field] = () if field == "allowed_images" else None
-            continue
-        if field == "allowed_images":
-            values[field] = _names(value, f"{key}.{name}")
-        elif field in _QUANTITY_FIELDS:
-            values[field] = _quantity(value, f"{key}.{name}", cpu=field == "cpu")
-        else:
-            _expect(value, int, f"{key}.{name}", "a whole number")
-            if value < 0 or (value == 0 and field != "gpus"):
-                raise PolicyError(f"{key}.{name} must be {'0 or more' if field == 'gpus' else 'at least 1'}, "
-                                  f"not {value}")
-            values[field] = value
-    return dataclasses.replace(base, **values)
+    return _replace_from(data, key, LIMIT_KEYS, base, _limit_value)
 
 
 def defaults_from_dict(data: Any, key: str, base: ProcessDefaults = ProcessDefaults()) -> ProcessDefaults:
     """spec.processDefaults or policy.defaults as ProcessDefaults; a key that is absent keeps `base`'s value,
     null means none. Raises PolicyError naming the key."""
-    data = _object_of(data, key, DEFAULT_KEYS.values())
-    values: dict[str, Any] = {}
-    for field, name in DEFAULT_KEYS.items():
-        if name not in data:
-            continue
-        value = data[name]
-        if value is None:
-            values[field] = None
-            continue
-        if field in _QUANTITY_FIELDS:
-            values[field] = _quantity(value, f"{key}.{name}", cpu=field == "cpu")
-        else:
-            _expect(value, int, f"{key}.{name}", "a whole number of seconds")
-            if value < 1:
-                raise PolicyError(f"{key}.{name} must be at least 1 second, not {value}")
-            values[field] = value
-    return dataclasses.replace(base, **values)
+    return _replace_from(data, key, DEFAULT_KEYS, base, _default_value)
 
 
 def _quantity(value: Any, key: str, *, cpu: bool) -> str:
