@@ -20,6 +20,7 @@ from colonies_operator.colonies import (
 from colonies_operator.config import config_from_spec
 from colonies_operator.decide import ProcessView
 from colonies_operator.kubeapi import KubeError
+from colonies_operator.names import job_name
 from colonies_operator.reconcile import Reconciler, bounded_errors
 
 EXECUTOR_ID = "e" * 64
@@ -340,23 +341,34 @@ def test_a_process_closed_lately_is_not_taken_again_from_a_late_list_of_running_
     asyncio.run(main())
 
 
-def pod_of(job: str, name: str, phase: str, exit_code: int | None = None) -> dict:
+JOB = job_name(PID, 0)  # the Job of the first attempt of process()
+
+
+def pod_of(name: str, phase: str, exit_code: int | None = None, **status: str) -> dict:
     state = {"terminated": {"exitCode": exit_code}} if exit_code is not None else {"running": {}}
-    return {"metadata": {"name": name, "labels": {"job-name": job}},
-            "status": {"phase": phase, "containerStatuses": [{"name": "main", "state": state}]}}
+    return {"metadata": {"name": name, "labels": {"job-name": JOB}},
+            "status": {"phase": phase, "containerStatuses": [{"name": "main", "state": state}], **status}}
+
+
+def finished_job(counts: dict[str, int], departed: list[dict], *, get_forbidden: bool = False):
+    """A reconciler with the first attempt of process(), whose Job finished with these counts (succeeded,
+    failed) after the watch saw the `departed` pods leave its view; returns (reconciler, kube, attempt)."""
+    rec, kube, view, _ = reconciler()
+    kube.get_forbidden = get_forbidden
+    attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
+    assert attempt.job_name == JOB
+    view.jobs[(attempt.namespace, JOB)] = {"metadata": {"name": JOB}, "status": counts}
+    for pod in departed:
+        rec.on_cluster_event(attempt.namespace, "pods", None, pod)
+    return rec, kube, attempt
 
 
 def test_final_pods_are_read_by_name_when_the_watch_saw_each_one_the_job_counts():
     # The watch announces a pod leaving the view (phase Succeeded) with its previous state: each is read again,
     # by name, which costs the API server one key where a list by label reads the whole namespace.
     async def main():
-        rec, kube, view, _ = reconciler()
-        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
-        job = attempt.job_name
-        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"succeeded": 2}}
-        for name in ("p0", "p1"):
-            rec.on_cluster_event(attempt.namespace, "pods", None, pod_of(job, name, "Running"))
-            kube.pods[name] = pod_of(job, name, "Succeeded", exit_code=0)
+        rec, kube, attempt = finished_job({"succeeded": 2}, [pod_of("p0", "Running"), pod_of("p1", "Running")])
+        kube.pods = {name: pod_of(name, "Succeeded", exit_code=0) for name in ("p0", "p1")}
         pods = await rec._read_final_pods(attempt)
         assert kube.reads == [("get", "p0"), ("get", "p1")]
         assert [p["status"]["phase"] for p in pods] == ["Succeeded", "Succeeded"]
@@ -365,26 +377,17 @@ def test_final_pods_are_read_by_name_when_the_watch_saw_each_one_the_job_counts(
 
 def test_final_pods_are_listed_when_the_watch_may_have_missed_one():
     async def main():
-        rec, kube, view, _ = reconciler()
-        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
-        job = attempt.job_name
-        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"succeeded": 1, "failed": 1}}
-        rec.on_cluster_event(attempt.namespace, "pods", None, pod_of(job, "p0", "Running"))
-        kube.pods = {"p0": pod_of(job, "p0", "Failed", exit_code=1), "p1": pod_of(job, "p1", "Succeeded", 0)}
+        rec, kube, attempt = finished_job({"succeeded": 1, "failed": 1}, [pod_of("p0", "Running")])
+        kube.pods = {"p0": pod_of("p0", "Failed", exit_code=1), "p1": pod_of("p1", "Succeeded", 0)}
         pods = await rec._read_final_pods(attempt)
-        assert kube.reads == [("list", job)] and sorted(p["metadata"]["name"] for p in pods) == ["p0", "p1"]
+        assert kube.reads == [("list", JOB)] and sorted(p["metadata"]["name"] for p in pods) == ["p0", "p1"]
     asyncio.run(main())
 
 
 def test_a_final_pod_deleted_meanwhile_keeps_its_last_seen_state():
     async def main():
-        rec, kube, view, _ = reconciler()
-        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
-        job = attempt.job_name
-        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"failed": 1}}
-        evicted = pod_of(job, "p0", "Failed")
-        evicted["status"]["reason"] = "Evicted"
-        rec.on_cluster_event(attempt.namespace, "pods", None, evicted)
+        evicted = pod_of("p0", "Failed", reason="Evicted")
+        rec, kube, attempt = finished_job({"failed": 1}, [evicted])
         assert await rec._read_final_pods(attempt) == (evicted,) and kube.reads == [("get", "p0")]
     asyncio.run(main())
 
@@ -392,13 +395,8 @@ def test_a_final_pod_deleted_meanwhile_keeps_its_last_seen_state():
 def test_final_pods_are_listed_where_the_operator_may_not_get_a_pod():
     # An operator upgraded without its chart's RBAC (get on pods) still closes its processes.
     async def main():
-        rec, kube, view, _ = reconciler()
-        kube.get_forbidden = True
-        attempt = rec.add(process(), config(), FakeIdentity(FakeClient()), adopted=False)
-        job = attempt.job_name
-        view.jobs[(attempt.namespace, job)] = {"metadata": {"name": job}, "status": {"succeeded": 1}}
-        rec.on_cluster_event(attempt.namespace, "pods", None, pod_of(job, "p0", "Running"))
-        kube.pods["p0"] = pod_of(job, "p0", "Succeeded", exit_code=0)
+        rec, kube, attempt = finished_job({"succeeded": 1}, [pod_of("p0", "Running")], get_forbidden=True)
+        kube.pods["p0"] = pod_of("p0", "Succeeded", exit_code=0)
         pods = await rec._read_final_pods(attempt)
-        assert kube.reads == [("get", "p0"), ("list", job)] and pods[0]["status"]["phase"] == "Succeeded"
+        assert kube.reads == [("get", "p0"), ("list", JOB)] and pods[0]["status"]["phase"] == "Succeeded"
     asyncio.run(main())
