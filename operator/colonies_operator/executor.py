@@ -355,14 +355,14 @@ class ExecutorRuntime:
     # -- the scan of what runs here ----------------------------------------------------------------------
 
     async def _scan(self) -> None:
-        idle_since = time.monotonic()
+        last_scan = time.monotonic()
         while True:
             interval = SCAN_INTERVAL
             # Idle, the scan still runs now and then: it finds an assignment whose reply was lost.
-            if self.reconciler.active or time.monotonic() - idle_since >= IDLE_SCAN_INTERVAL:
-                started = idle_since = time.monotonic()
+            if self.reconciler.active or time.monotonic() - last_scan >= IDLE_SCAN_INTERVAL:
+                last_scan = time.monotonic()
                 await self._scan_once()
-                interval = max(SCAN_INTERVAL, 4 * (time.monotonic() - started))  # a big list: ask less often
+                interval = max(SCAN_INTERVAL, 4 * (time.monotonic() - last_scan))  # a big list: ask less often
             await asyncio.sleep(interval)
 
     async def _scan_once(self, *, adopting: bool = False) -> None:

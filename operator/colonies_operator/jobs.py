@@ -276,7 +276,6 @@ def _resource(value: Any, what: str, config: ExecutorConfig, field: str) -> Any:
     return value
 
 
-
 def _count(value: Any, what: str, limit: int) -> int:
     if value in (0, None):
         return 1  # absent in the spec: one
