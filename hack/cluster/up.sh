@@ -65,6 +65,13 @@ start() {
   setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
   echo $! > "$RUN/$name.pid"
 }
+# write_config FILE < CONTENT: replaces FILE only when the content differs, and atomically. kube-proxy exits
+# when its config file changes, and a plain rewrite (truncate, then write) by a second run of this script
+# while it runs is such a change: it stopped the running kube-proxy under a `make up` during the tests.
+write_config() {
+  cat > "$1.new"
+  if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv -f "$1.new" "$1"; fi
+}
 # await NAME TIMEOUT: waits for the health check; on failure shows the end of the component's log.
 await() {
   if ! wait_until "$2" "$1" healthy "$1"; then
@@ -116,7 +123,7 @@ cat > "$SCRATCH/cni/net.d/10-colonies-operator.conflist" <<EOF
 EOF
 
 # ---- containerd and images -------------------------------------------------------------------------------
-cat > "$SCRATCH/config/containerd.toml" <<EOF
+write_config "$SCRATCH/config/containerd.toml" <<EOF
 version = 2
 root = "$SCRATCH/containerd/root"
 state = "$SCRATCH/containerd/state"
@@ -192,7 +199,7 @@ await kube-scheduler 60
 
 # ---- node ------------------------------------------------------------------------------------------------
 step "kube-proxy (iptables mode)"
-cat > "$SCRATCH/config/kube-proxy.yaml" <<EOF
+write_config "$SCRATCH/config/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$PKI/kube-proxy.kubeconfig"}
@@ -211,7 +218,7 @@ EOF
 start kube-proxy kube-proxy --config="$SCRATCH/config/kube-proxy.yaml" --v=1
 
 step "kubelet on $HOST_IP:10250"
-cat > "$SCRATCH/config/kubelet.yaml" <<EOF
+write_config "$SCRATCH/config/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://$CTR_SOCK
