@@ -37,12 +37,22 @@ CLUSTER_KINDS = {
 }
 
 
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the operator reads of a Job or pod: its metadata (without managedFields, often the largest part) and
-    its status. The spec (the whole pod template, command and env) is not kept: a view of thousands of objects
-    stays small."""
+# The spec fields kept per kind: a Node's taints and cordon decide whether this executor's Jobs can land there
+# (capabilities.py); of Jobs and pods only the status is read.
+SPEC_KEPT = {"nodes": ("taints", "unschedulable")}
+
+
+def slim(obj: dict[str, Any], kind: str = "") -> dict[str, Any]:
+    """What the operator reads of an object: its metadata (without managedFields, often the largest part), its
+    status, and of its spec only what SPEC_KEPT names for its kind. A Job's spec (the whole pod template,
+    command and env) is not kept: a view of thousands of objects stays small."""
     metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return {"metadata": metadata, "status": obj.get("status") or {}}
+    slimmed = {"metadata": metadata, "status": obj.get("status") or {}}
+    spec = obj.get("spec") or {}
+    kept = {field: spec[field] for field in SPEC_KEPT.get(kind, ()) if field in spec}
+    if kept:
+        slimmed["spec"] = kept
+    return slimmed
 
 
 def job_of_pod(pod: dict[str, Any]) -> str:
@@ -127,7 +137,7 @@ class Reflector:
     async def _relist(self) -> str:
         items, version = await self.api.list(self.path, label_selector=self.label_selector,
                                              field_selector=self.field_selector, resource=self.kind)
-        fresh = {item["metadata"]["name"]: slim(item) for item in items}
+        fresh = {item["metadata"]["name"]: slim(item, self.kind) for item in items}
         gone = [name for name in self.objects if name not in fresh]
         old = self.objects
         self.objects = fresh
@@ -137,7 +147,7 @@ class Reflector:
         return version
 
     def _apply(self, kind: str, obj: dict[str, Any]) -> None:
-        obj = slim(obj)
+        obj = slim(obj, self.kind)
         name = obj["metadata"]["name"]
         if kind == "DELETED":
             self.objects.pop(name, None)

@@ -11,6 +11,7 @@ from colonies_operator.capabilities import (
     hardware_from_nodes,
     parse_quantity,
 )
+from colonies_operator.cache import slim
 from colonies_operator.config import config_from_spec
 
 
@@ -79,6 +80,16 @@ def test_only_nodes_a_job_could_run_on_count():
     assert hardware_from_nodes(nodes, tolerations=equal)[0]["nodes"] == 3
     selected = hardware_from_nodes(nodes + [node("pool-b", labels={"pool": "b"})], node_selector={"pool": "b"})
     assert [h["nodes"] for h in selected] == [1]
+
+
+def test_the_operators_view_of_nodes_keeps_what_decides_where_jobs_can_run():
+    # The operator's node view holds slimmed objects: they must still carry the taints and the cordon, or a
+    # tainted node (a GPU pool, a fake node) is advertised to Colonies though no Job of the executor can land.
+    nodes = [node("ok"), node("cordoned", unschedulable=True),
+             node("gpu-tainted", gpus=1, gpu_model="L4", taints=[{"key": "nvidia.com/gpu", "effect": "NoSchedule"}])]
+    assert hardware_from_nodes([slim(n, "nodes") for n in nodes]) == hardware_from_nodes(nodes)
+    assert [h["nodes"] for h in hardware_from_nodes([slim(n, "nodes") for n in nodes])] == [1]
+    assert "spec" not in slim({"metadata": {"name": "j"}, "spec": {"template": {}}, "status": {}}, "jobs")
 
 
 def test_no_schedulable_node_means_no_hardware():
