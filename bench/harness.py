@@ -162,7 +162,7 @@ def start_operator(k: Kube, namespaces: list[str], operator_src: str | None = No
     for namespace in namespaces:
         command += ["-n", namespace]
     env = dict(os.environ, KUBECONFIG=k.kubeconfig, PYTHONPATH=operator_pythonpath(operator_src),
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", PYTHONMALLOC="malloc")  # PYTHONMALLOC as the image runs it
     print(f"operator: {source_label(operator_src)}; its log: {log_path}", flush=True)
     with open(log_path, "w") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

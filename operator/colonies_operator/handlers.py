@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -14,6 +15,7 @@ from .colonies import ColoniesError, ProcessState
 from .config import InvalidSpec, config_from_spec
 from .policy import DEFAULT_POLICY
 from .executor import ExecutorRuntime
+from .heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim, rss_mib
 from .kubeapi import KubeApi, KubeError
 from .names import FINALIZER, GROUP, JOB_STATE_ACTIVE, LABEL_JOB_STATE, PLURAL, VERSION, owned_selector
 from .reconcile import release_patch
@@ -43,10 +45,23 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.view = ClusterView(memo.kube)
     memo.log_streams = asyncio.Semaphore(MAX_LOG_STREAMS)
     memo.runtimes = {}
+    memo.heap_task = asyncio.create_task(_trim_heap_after_bursts(memo), name="heap-trim")
+
+
+async def _trim_heap_after_bursts(memo: kopf.Memo) -> None:
+    """Hands the memory of a drained burst of processes back to the system (heap.py says why and when)."""
+    trimmer = HeapTrimmer(glibc_malloc_trim())
+    while True:
+        await asyncio.sleep(CHECK_SECONDS)
+        before, started = rss_mib(), time.monotonic()
+        if trimmer.observe(sum(runtime.reconciler.active for runtime in memo.runtimes.values()), started):
+            log.debug("returned free memory to the system in %.0f ms: RSS %s -> %s MiB",
+                      (time.monotonic() - started) * 1000, before, rss_mib())
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo.heap_task.cancel()
     for runtime in list(memo.runtimes.values()):
         await runtime.stop()
     await memo.view.close()

@@ -45,7 +45,7 @@ class OperatorProcess:
         for ns in self.namespaces:
             command += ["--namespace", ns]
         command += self.extra_args
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1", PYTHONMALLOC="malloc")  # as the image
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
