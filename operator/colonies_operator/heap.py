@@ -7,8 +7,8 @@ them; so the image runs the operator with PYTHONMALLOC=malloc, every object come
 rather than grow the heap). It runs at each look while the number of processes changes and for two minutes
 after (a few ms each), after a full garbage collection when that number has stopped changing for 20 s and
 again at the end; never while it stays the same.
-Measured after 2,000 processes at once (bench/scale.py): idle RSS 129 MiB, against 170-178 MiB with neither
-(README, Performance)."""
+Measured after 2,000 processes at once (bench/scale.py): idle RSS 128-135 MiB, against 170-178 MiB with
+neither (README, Performance)."""
 
 from __future__ import annotations
 
