@@ -27,7 +27,7 @@ def glibc_malloc_trim() -> Callable[[bool], None] | None:
     """glibc's malloc_trim(0), after a full garbage collection if asked; None where the C library has no
     malloc_trim (musl, macOS): then nothing is trimmed. A finished process's objects refer to one another (its
     tasks, followers, callbacks), and at rest the collector may not run for minutes; but a full collection of
-    a large heap takes a few hundred ms of the event loop, so it comes only with the last trim, at rest."""
+    a large heap takes a few hundred ms of the event loop, so it comes only at rest (HeapTrimmer says when)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         malloc_trim = libc.malloc_trim
