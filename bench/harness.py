@@ -154,6 +154,10 @@ def operator_pythonpath(operator_src: str | None) -> str:
     return str(tree / "operator")
 
 
+# The allocator the image runs the operator with (Dockerfile; operator/colonies_operator/heap.py says why).
+OPERATOR_ENV = {"PYTHONMALLOC": "malloc"}
+
+
 def start_operator(k: Kube, namespaces: list[str], operator_src: str | None = None) -> subprocess.Popen:
     """`colonies-operator run` watching the namespaces, from this tree or `operator_src`; its log goes to a
     file in the temporary directory, named after the first namespace."""
@@ -162,7 +166,7 @@ def start_operator(k: Kube, namespaces: list[str], operator_src: str | None = No
     for namespace in namespaces:
         command += ["-n", namespace]
     env = dict(os.environ, KUBECONFIG=k.kubeconfig, PYTHONPATH=operator_pythonpath(operator_src),
-               PYTHONUNBUFFERED="1", PYTHONMALLOC="malloc")  # PYTHONMALLOC as the image runs it
+               PYTHONUNBUFFERED="1", **OPERATOR_ENV)
     print(f"operator: {source_label(operator_src)}; its log: {log_path}", flush=True)
     with open(log_path, "w") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

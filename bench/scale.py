@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from harness import REPO, cpu_seconds, exists, kubeconfig_path, rss_mib, status_mib, wait_until
+from harness import OPERATOR_ENV, REPO, cpu_seconds, exists, kubeconfig_path, rss_mib, status_mib, wait_until
 from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -338,8 +338,8 @@ def run_operator(api: client.ApiClient, args: argparse.Namespace) -> OperatorRes
         operator = subprocess.Popen(
             [sys.executable, "-m", "colonies_operator.cli", "run", "-n", namespace, "--metrics-port", str(port),
              "--metrics-address", "127.0.0.1"],
-            env=dict(os.environ, KUBECONFIG=args.kubeconfig, PYTHONMALLOC="malloc"),  # PYTHONMALLOC as the image
-            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+            env=dict(os.environ, KUBECONFIG=args.kubeconfig, **OPERATOR_ENV), stdout=open(log_path, "w"),
+            stderr=subprocess.STDOUT)
         for index in range(executors):
             subprocess.run(kubectl + ["-n", namespace, "wait", "--for=condition=Ready", "--timeout=180s",
                                       f"coloniesexecutor/bench-{index}"], check=True, stdout=subprocess.DEVNULL)

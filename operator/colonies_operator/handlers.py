@@ -15,7 +15,7 @@ from .colonies import ColoniesError, ProcessState
 from .config import InvalidSpec, config_from_spec
 from .policy import DEFAULT_POLICY
 from .executor import ExecutorRuntime
-from .heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim, rss_mib
+from .heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim
 from .kubeapi import KubeApi, KubeError
 from .names import FINALIZER, GROUP, JOB_STATE_ACTIVE, LABEL_JOB_STATE, PLURAL, VERSION, owned_selector
 from .reconcile import release_patch
@@ -53,10 +53,7 @@ async def _trim_heap_after_bursts(memo: kopf.Memo) -> None:
     trimmer = HeapTrimmer(glibc_malloc_trim())
     while True:
         await asyncio.sleep(CHECK_SECONDS)
-        before, started = rss_mib(), time.monotonic()
-        if trimmer.observe(sum(runtime.reconciler.active for runtime in memo.runtimes.values()), started):
-            log.debug("returned free memory to the system in %.0f ms: RSS %s -> %s MiB",
-                      (time.monotonic() - started) * 1000, before, rss_mib())
+        trimmer.observe(sum(runtime.reconciler.active for runtime in memo.runtimes.values()), time.monotonic())
 
 
 @kopf.on.cleanup()

@@ -15,8 +15,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import logging
 import os
+import time
 from typing import Callable
+
+log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 10.0  # how often the operator looks at its load (a sum over the executors: no request)
 SETTLE_SECONDS = 20.0  # the load unchanged this long: collect the garbage and trim
@@ -37,9 +41,12 @@ def glibc_malloc_trim() -> Callable[[bool], None] | None:
     malloc_trim.restype = ctypes.c_int
 
     def trim(collect: bool) -> None:
+        before, started = rss_mib(), time.monotonic()
         if collect:
             gc.collect()
         malloc_trim(0)
+        log.debug("returned free memory to the system in %.0f ms%s: RSS %s -> %s MiB",
+                  (time.monotonic() - started) * 1000, " after a full collection" if collect else "", before, rss_mib())
     return trim
 
 
