@@ -27,9 +27,7 @@ RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
     && /opt/colonies-operator/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check --no-deps . \
     && /opt/colonies-operator/bin/pip uninstall -y -q pip setuptools \
-    # Not used, and most of the image otherwise: the Kubernetes client's asyncio variant (70 MB, not
-    # imported by kubernetes/__init__.py) and the packages' test suites.
-    && rm -rf /opt/colonies-operator/lib/python3.*/site-packages/kubernetes/aio \
+    # Not used: the packages' test suites.
     && find /opt/colonies-operator/lib -depth -type d -name tests -exec rm -rf {} + \
     # Hash-based .pyc: valid whatever the files' mtimes, and nothing to write on a read-only root file system.
     && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/colonies-operator/lib
@@ -57,7 +55,7 @@ LABEL org.opencontainers.image.title="colonies-operator" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 # PYTHONMALLOC=malloc: glibc's malloc for every object, so that the memory of a drained burst can be handed
-# back to the system (operator/colonies_operator/heap.py).
+# back to the system (operator/colonies_operator/engine/heap.py).
 ENV PATH=/opt/colonies-operator/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

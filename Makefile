@@ -11,6 +11,7 @@ test: deps venv colonies
 	PATH="$$(hack/build-k8s.sh):$$PATH" $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 unit: venv
+	$(VENV)/bin/lint-imports --no-cache
 	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
 
 demo: deps venv colonies
@@ -28,7 +29,7 @@ deps:
 venv: $(VENV)/.installed
 
 # The locked dependencies (requirements/test.txt), then the project, editable; with uv, or pip without it.
-$(VENV)/.installed: pyproject.toml requirements/test.txt hack/venv.sh
+$(VENV)/.installed: pyproject.toml devtools/pyproject.toml requirements/test.txt hack/venv.sh
 	@hack/venv.sh $(VENV)
 	@touch $@
 

@@ -19,17 +19,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from kubernetes import client, config, watch
+
+from colonies_operator.colonies import Process
+from colonies_operator.core.config import config_from_spec
+from colonies_operator.core.jobs import build_job
+from colonies_operator.core.names import GROUP, JOB_FINALIZER, PLURAL, VERSION
+from colonies_operator.core.plan import plan_job
+from devtools.colonies_server import Colony, ColoniesServer
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "operator"))
-sys.path.insert(1, str(REPO))  # the suite's fixtures (tests.fixtures) that a benchmark shares: fake nodes, cleanup
-
-from kubernetes import client, config, watch  # noqa: E402
-
-from colonies_operator.colonies import Process  # noqa: E402
-from colonies_operator.config import config_from_spec  # noqa: E402
-from colonies_operator.dev.colonies_server import Colony, ColoniesServer  # noqa: E402
-from colonies_operator.jobs import build_job, plan_job  # noqa: E402
-from colonies_operator.names import GROUP, JOB_FINALIZER, PLURAL, VERSION  # noqa: E402
 
 IMAGE = "busybox:1.35"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -18,7 +18,7 @@ import time
 
 from harness import Kube, arguments, in_parallel, measure, operator_job, operator_serving, trivial_spec
 
-from colonies_operator.names import ANNOTATION_OUTCOME, JOB_STATE_CLOSED, LABEL_JOB_STATE, ProcessOutcome
+from colonies_operator.core.names import ANNOTATION_OUTCOME, JOB_STATE_CLOSED, LABEL_JOB_STATE, ProcessOutcome
 
 NAMESPACE = "bench-retained-jobs"
 

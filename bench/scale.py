@@ -40,10 +40,11 @@ from harness import OPERATOR_ENV, REPO, cpu_seconds, exists, kubeconfig_path, rs
 from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
-from colonies_operator.colonies import ColoniesClient, ColoniesError, ProcessState
-from colonies_operator.dev.colonies_server import ColoniesServer
-from tests.fixtures.kube import delete_namespace
-from tests.fixtures.kwok import (FAKE_NODE_SELECTOR, FAKE_NODE_TOLERATION, GPU_MODEL_LABEL, GPU_MODELS,
+from colonies_operator.colonies import ColoniesError, ProcessState
+from devtools.colonies_client import ColoniesClient
+from devtools.colonies_server import ColoniesServer
+from devtools.kube import delete_namespace
+from devtools.kwok import (FAKE_NODE_SELECTOR, FAKE_NODE_TOLERATION, GPU_MODEL_LABEL, GPU_MODELS,
                                  kwok_sh)
 
 IMAGE = "busybox:1.35"

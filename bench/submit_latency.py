@@ -15,7 +15,7 @@ from harness import POD_PHASES, JobClock, PodClock, arguments, direct_job, job_f
 from kubernetes import client
 
 from colonies_operator.colonies import ProcessState
-from colonies_operator.names import job_name
+from colonies_operator.core.names import job_name
 
 NAMESPACE = "bench-submit-latency"
 CMD = "echo hello world"

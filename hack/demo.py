@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from colonies_operator.colonies import ProcessState  # noqa: E402
-from colonies_operator.dev.colonies_server import ColoniesServer  # noqa: E402
+from colonies_operator.colonies import ProcessState
+from devtools.colonies_server import ColoniesServer
 
 NAMESPACE = "colonies-demo"
 RELEASE = "colonies-operator"

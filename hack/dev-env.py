@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "operator"))
 
-from colonies_operator.colonies import ColoniesError, crypto  # noqa: E402
-from colonies_operator.dev.colonies_server import ColoniesServer  # noqa: E402
+from colonies_operator.colonies import ColoniesError, crypto
+from devtools.colonies_server import ColoniesServer
 
 RELEASE = "colonies-operator"
 RESOURCE = "dev"

@@ -34,7 +34,7 @@ PROXY_METRICS_PORT=10249
 RULE_COMMENT=colonies-operator-cluster
 EGRESS_CHAIN=COLOP-POD-EGRESS
 # Besides other pods and this host, pods may reach these local networks only (space-separated CIDRs).
-# Default: the network namespaces of the test Colonies servers (tests/fixtures/colonies_server.py).
+# Default: the network namespaces of the test Colonies servers (devtools/colonies_server.py).
 POD_REACHABLE_CIDRS="${COLONIES_OPERATOR_CLUSTER_POD_REACHABLE:-10.89.0.0/16}"
 
 PKI="$SCRATCH/pki"

@@ -7,6 +7,7 @@ import sys
 
 from . import __version__
 from .colonies import crypto
+from .core.policy import DEFAULT_POLICY, OperatorPolicy, PolicyError, policy_from_dict
 
 
 def _keygen(_: argparse.Namespace) -> int:
@@ -17,12 +18,27 @@ def _keygen(_: argparse.Namespace) -> int:
     return 0
 
 
+def load_policy(path: str | None) -> OperatorPolicy:
+    """The cluster admin's policy from a YAML or JSON file; the built-in defaults when `path` is empty. Raises
+    PolicyError saying what is wrong."""
+    if not path:
+        return DEFAULT_POLICY
+    import yaml  # JSON is YAML too
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as err:
+        raise PolicyError(f"cannot read the policy file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise PolicyError(f"the policy file {path} is not YAML or JSON: {err}") from None
+    return policy_from_dict(data)
+
+
 def _run(args: argparse.Namespace) -> int:
     import logging
 
     import kopf
-
-    from .policy import PolicyError, load_policy
 
     # A policy the operator cannot read stops it here: running without it would allow what the admin refused.
     try:
@@ -41,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     if not namespaces and not args.all_namespaces:
         raise SystemExit("colonies-operator run: give --namespace NS (repeatable) or --all-namespaces")
     if args.metrics_port:
-        from . import metrics
+        from .engine import metrics
 
         metrics.start_server(args.metrics_port, args.metrics_address)
     # The handlers find the policy in memo.policy.

@@ -1,34 +1,83 @@
-"""kopf adapters: settings, one runtime per ColoniesExecutor, and what deleting one does."""
+"""kopf adapters: settings and credentials, one runtime per ColoniesExecutor, and what deleting one does. Each
+handler is a few lines over the engine."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
 import kopf
 
-from . import metrics
-from .cache import ClusterView
-from .colonies import ColoniesError, ProcessState
-from .config import InvalidSpec, config_from_spec
-from .policy import DEFAULT_POLICY
-from .executor import ExecutorRuntime
-from .heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim
-from .kubeapi import KubeApi, KubeError
-from .names import FINALIZER, GROUP, JOB_STATE_ACTIVE, LABEL_JOB_STATE, PLURAL, VERSION, owned_selector
-from .reconcile import release_patch
-from .registration import colonies_client_for, read_key
-from .status import Problem
+from .core.names import FINALIZER, GROUP, PLURAL, VERSION
+from .core.policy import DEFAULT_POLICY
+from .engine import metrics
+from .engine.heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim
+from .engine.runtime import ExecutorRuntime
+from .engine.teardown import NotYet, tear_down
+from .kube.api import SERVICE_ACCOUNT_TOKEN, KubeApi
+from .kube.cache import ClusterView
 
 log = logging.getLogger(__name__)
 
 MAX_LOG_STREAMS = 256  # pod log streams open at once, over all executors: each is an API server connection
+TEARDOWN_RETRY_SECONDS = 10
+
+
+def connection(settings: kopf.OperatorSettings, logger: Any) -> kopf.ConnectionInfo:
+    """How to reach the API server, for kopf and the operator alike: in a pod, its service account (at the
+    address Kubernetes gives pods, KUBERNETES_SERVICE_HOST and _PORT); elsewhere the kubeconfig (KUBECONFIG or
+    ~/.kube/config), read by kopf. A kubeconfig whose user runs an exec plugin or an auth provider (EKS, GKE,
+    OIDC) needs the official client (the `kubeconfig` extra), through which kopf then logs in."""
+    info = _service_account()
+    if info is None and _kubeconfig_needs_client():
+        try:
+            info = kopf.login_via_client(settings=settings, logger=logger)
+        except ImportError:
+            raise kopf.LoginError("the kubeconfig's user authenticates with an exec plugin or an auth provider: "
+                                  "install the official client too (pip install 'colonies-operator[kubeconfig]')")
+    try:
+        info = info or kopf.login_with_kubeconfig(settings=settings, logger=logger)
+    except OSError as err:
+        raise kopf.LoginError(f"cannot read the kubeconfig: {err}; set KUBECONFIG to the cluster's kubeconfig")
+    if info is None:
+        raise kopf.LoginError("no credentials: run in a pod with a service account, or set KUBECONFIG")
+    return info
+
+
+def _service_account() -> kopf.ConnectionInfo | None:
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if not (host and port and SERVICE_ACCOUNT_TOKEN.exists()):
+        return None
+    ca = SERVICE_ACCOUNT_TOKEN.with_name("ca.crt")
+    return kopf.ConnectionInfo(server=f"https://{f'[{host}]' if ':' in host else host}:{port}",
+                               ca_path=str(ca) if ca.exists() else None,
+                               token=SERVICE_ACCOUNT_TOKEN.read_text().strip())
+
+
+def _kubeconfig_needs_client() -> bool:
+    import yaml
+
+    for path in (os.environ.get("KUBECONFIG") or "~/.kube/config").split(os.pathsep):
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as handle:
+                users = (yaml.safe_load(handle) or {}).get("users") or []
+        except OSError:
+            continue
+        if any({"exec", "auth-provider"} & set(user.get("user") or {}) for user in users):
+            return True
+    return False
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> kopf.ConnectionInfo:
+    return connection(settings, logger)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -41,7 +90,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # One CRD, installed before the operator starts, in the namespaces it is given: nothing to discover (a
     # namespaced Role cannot list namespaces or CRDs, and kopf would retry that for a minute first).
     settings.scanning.disabled = True
-    memo.kube = KubeApi.from_environment()
+    info = connection(settings, logger)
+    in_pod = _service_account() is not None  # its token is rotated by the kubelet: re-read it now and then
+    memo.kube = KubeApi(info.server, ssl_context=info.as_ssl_context(), headers=info.as_http_headers(),
+                        token_file=SERVICE_ACCOUNT_TOKEN if in_pod else None, on_request=metrics.kube_request)
     memo.view = ClusterView(memo.kube)
     memo.log_streams = asyncio.Semaphore(MAX_LOG_STREAMS)
     memo.runtimes = {}
@@ -81,7 +133,7 @@ async def run_executor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         memo.runtimes.pop(uid, None)
-        metrics.forget_executor(metrics.executor_label(body["metadata"]["namespace"], body["metadata"]["name"]))
+        metrics.forget_executor(runtime.metrics_label)
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, id="reload", field="spec")
@@ -93,60 +145,14 @@ async def reload_executor(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="unregister")
 async def unregister_executor(body: kopf.Body, spec: kopf.Spec, name: str, namespace: str, memo: kopf.Memo,
-                              logger: kopf.Logger, **_: Any) -> None:
-    """Stops taking work, hands the executor's running processes back to Colonies, then deletes its Jobs.
-    No process is closed FAILED by a deletion where Colonies can re-queue it."""
-    kube: KubeApi = memo.kube
+                              **_: Any) -> None:
+    """Stops taking work, hands the executor's running processes back to Colonies, then deletes its Jobs."""
     runtime = memo.runtimes.get(body["metadata"]["uid"])
     if runtime is not None:
-        runtime.reconciler.deleting = True
         await runtime.stop()
     try:
-        config = config_from_spec(dict(spec), namespace=namespace, name=name,
-                                  policy=memo.get("policy") or DEFAULT_POLICY)
-    except InvalidSpec:
-        return  # it never ran
-    executor_id = (body.get("status") or {}).get("executorId")
-    try:
-        client = await colonies_client_for(kube, config)
-        if config.colony_key and not executor_id:
-            # It never registered (refused by the policy, or it never reached Colonies): nothing to remove, and
-            # Colonies answers a removal of an unknown executor with a 500 that would hold the deletion forever.
-            logger.info("executor %s never registered: nothing to remove from Colonies", config.executor_name)
-        elif config.colony_key:
-            # Removing the executor puts its RUNNING processes back in the queue for other executors.
-            colony_prvkey = await read_key(kube, namespace, config.colony_key, "colony private key")
-            await client.remove_executor(config.colony_name, config.executor_name, colony_prvkey)
-            logger.info("unregistered executor %s from colony %s: its running processes are queued again",
-                        config.executor_name, config.colony_name)
-        elif executor_id:
-            # An executor cannot remove itself in Colonies, so its processes cannot be queued again: fail them,
-            # saying why, rather than leave them RUNNING on an executor nobody runs.
-            prvkey = await read_key(kube, namespace, config.executor_key, "executor private key")
-            for process in await client.running_on(config.colony_name, executor_id, prvkey):
-                if process.state == ProcessState.RUNNING:
-                    await client.close_failed(process.processid, [
-                        f"executor removed: the ColoniesExecutor {namespace}/{name} was deleted while the process "
-                        "ran; resubmit it"], prvkey)
-        await client.close()
-    except Problem as problem:
-        raise kopf.TemporaryError(f"cannot hand {config.executor_name}'s work back to Colonies: {problem.message}",
-                                  delay=10)
-    except ColoniesError as err:
-        raise kopf.TemporaryError(f"cannot hand {config.executor_name}'s work back to Colonies: {err}", delay=10)
-    if not config.policy.allows_namespace(config.jobs.namespace, namespace):
-        # The policy refused the namespace, so no Job of this executor went there (and the chart grants no
-        # rights there): nothing to delete, and a forbidden list would hold the deletion forever.
-        logger.info("no Jobs to delete: the policy does not allow namespace %s", config.jobs.namespace)
-    elif executor_id:
-        try:
-            # Only the active Jobs carry the finalizer; the finished ones kept for kubectl logs (thousands,
-            # maybe) go with one request.
-            active, _ = await kube.list(f"/apis/batch/v1/namespaces/{config.jobs.namespace}/jobs",
-                                        label_selector=f"{owned_selector(executor_id)},{LABEL_JOB_STATE}="
-                                                       f"{JOB_STATE_ACTIVE}", resource="jobs")
-            for job in active:
-                await kube.patch_job(config.jobs.namespace, job["metadata"]["name"], release_patch(None))
-            await kube.delete_jobs(config.jobs.namespace, owned_selector(executor_id))
-        except KubeError as err:
-            raise kopf.TemporaryError(f"cannot delete the Jobs of {config.executor_name}: {err}", delay=10)
+        await tear_down(memo.kube, dict(spec), namespace=namespace, name=name,
+                        executor_id=(body.get("status") or {}).get("executorId"),
+                        policy=memo.get("policy") or DEFAULT_POLICY)
+    except NotYet as err:
+        raise kopf.TemporaryError(str(err), delay=TEARDOWN_RETRY_SECONDS)

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from colonies_operator.policy import DEFAULT_POLICY, policy_from_dict
+from colonies_operator.core.policy import DEFAULT_POLICY, policy_from_dict
 from tests.chart.crd_schema import SCHEMA_PATH, executor_spec_schema
 from tests.chart.helm import CHART, REPO, helm, render
-from tests.fixtures.kube import delete_namespace
+from devtools.kube import delete_namespace
 
 RELEASE = "t"
 FULLNAME = "t-colonies-operator"

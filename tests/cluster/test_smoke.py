@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.fixtures.kube import KubeCluster
-from tests.fixtures.waiting import wait_for
+from devtools.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from colonies_operator.colonies import Conditions, FunctionSpec, NotFound, ProcessState, crypto
-from colonies_operator.colonies.aio import AsyncColoniesClient
+from colonies_operator.colonies.client import AsyncColoniesClient
 
 pytestmark = pytest.mark.colonies
 

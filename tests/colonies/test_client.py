@@ -6,7 +6,6 @@ import time
 import pytest
 
 from colonies_operator.colonies import (
-    ColoniesClient,
     ColoniesUnreachable,
     Conditions,
     Executor,
@@ -19,7 +18,8 @@ from colonies_operator.colonies import (
     ServerError,
     crypto,
 )
-from tests.fixtures.waiting import wait_for
+from devtools.colonies_client import ColoniesClient
+from devtools.waiting import wait_for
 
 pytestmark = pytest.mark.colonies
 
@@ -321,7 +321,7 @@ def test_fs_in_a_spec_survives_the_server_and_is_detected(colony):
 
 
 def test_the_execute_documentation_reads_back_as_up_to_date(colony):
-    from colonies_operator.functions import function_doc, sync_plan
+    from colonies_operator.core.functions import function_doc, sync_plan
 
     name, prvkey = colony.new_executor()
     doc = function_doc("execute")

@@ -13,9 +13,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from colonies_operator.colonies import ColoniesClient, Process, ProcessState
-from tests.fixtures.colonies_server import Colony
-from tests.fixtures.waiting import wait_for
+from colonies_operator.colonies import Process, ProcessState
+from devtools.colonies_client import ColoniesClient
+from devtools.colonies_server import Colony
+from devtools.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "coloniesexecutor.yaml"

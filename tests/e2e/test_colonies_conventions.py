@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from colonies_operator.capabilities import capabilities_for
+from colonies_operator.core.capabilities import capabilities_for
 from colonies_operator.colonies import FunctionSpec, ProcessState
-from colonies_operator.config import config_from_spec
-from colonies_operator.functions import EXECUTE_DESCRIPTION, function_doc
+from colonies_operator.core.config import config_from_spec
+from colonies_operator.core.functions import EXECUTE_DESCRIPTION, function_doc
 from tests.e2e.conftest import job_of, log_text, tutorial_spec, wait_final
-from tests.fixtures.waiting import wait_for
+from devtools.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 
@@ -397,7 +397,7 @@ def test_make_up_twice_then_the_python_tutorial_runs_as_written_then_make_down(k
     import signal
     import sys
 
-    from colonies_operator.colonies import ColoniesClient
+    from devtools.colonies_client import ColoniesClient
     from tests.fixtures.kube import REPO
 
     if not kube_cluster.local:

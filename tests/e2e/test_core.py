@@ -10,11 +10,12 @@ import time
 import pytest
 from kubernetes import client
 
-from colonies_operator.colonies import ColoniesClient, Executor, ProcessState, crypto
+from colonies_operator.colonies import Executor, ProcessState, crypto
+from devtools.colonies_client import ColoniesClient
 from tests.e2e.conftest import GROUP, PLURAL, VERSION, OperatorProcess, log_text, tutorial_spec, wait_final
 from tests.fixtures.fault_proxy import fault_proxy
-from tests.fixtures.kube import delete_namespace
-from tests.fixtures.waiting import wait_for
+from devtools.kube import delete_namespace
+from devtools.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 

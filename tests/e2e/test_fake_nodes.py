@@ -9,10 +9,10 @@ import pytest
 from kubernetes import client
 
 from colonies_operator.colonies import ProcessState
+from devtools.kwok import FAKE_NODE_PREFIX, FAKE_NODE_SELECTOR, FAKE_NODE_TOLERATION, GPU_MODEL_LABEL
+from devtools.waiting import wait_for
 from tests.e2e.conftest import FINAL_STATES, tutorial_spec
-from tests.fixtures.kwok import (FAKE_NODE_PREFIX, FAKE_NODE_SELECTOR, FAKE_NODE_TOLERATION, GPU_MODEL_LABEL,
-                                 fake_nodes)  # noqa: F401 (a fixture)
-from tests.fixtures.waiting import wait_for
+from tests.fixtures.kwok import fake_nodes  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 

@@ -11,8 +11,8 @@ from kubernetes import client
 
 from colonies_operator.colonies import ExecutorState, ProcessState, crypto
 from tests.e2e.conftest import GROUP, PLURAL, VERSION, log_text, tutorial_spec, wait_final
-from tests.fixtures.colonies_server import private_colonies_server
-from tests.fixtures.waiting import wait_for
+from devtools.colonies_server import private_colonies_server
+from devtools.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 

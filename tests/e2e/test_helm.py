@@ -22,7 +22,7 @@ from colonies_operator import __version__
 from colonies_operator.colonies import ProcessState
 from tests.chart.helm import CHART, helm, values_file
 from tests.e2e.conftest import GROUP, PLURAL, VERSION, log_text, wait_final
-from tests.fixtures.waiting import wait_for
+from devtools.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 

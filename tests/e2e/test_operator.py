@@ -10,7 +10,7 @@ from kubernetes import client
 
 from colonies_operator.colonies import ExecutorState, ProcessState, crypto
 from tests.e2e.conftest import job_of, log_text, tutorial_spec, wait_final
-from tests.fixtures.waiting import wait_for
+from devtools.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 
@@ -125,7 +125,7 @@ def test_status_counts_processes(operator, executors, colony):
 
 def test_two_executors_in_two_namespaces_do_not_cross(kube_cluster, crd, colony, tmp_path, kube_api):
     from tests.e2e.conftest import Executors, OperatorProcess
-    from tests.fixtures.kube import delete_namespace
+    from devtools.kube import delete_namespace
 
     core = client.CoreV1Api(kube_api)
     names = []

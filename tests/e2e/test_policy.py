@@ -26,7 +26,7 @@ from tests.e2e.conftest import (
     tutorial_spec,
     wait_final,
 )
-from tests.fixtures.waiting import wait_for
+from devtools.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 

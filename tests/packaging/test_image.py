@@ -80,4 +80,12 @@ def test_the_image_holds_python_and_the_venv_but_no_pip(image):
                for p in paths)
     pip = sorted(p for p in paths if re.search(r"(^|/)(bin/pip[0-9.]*|(site|dist)-packages/pip)$", p))
     assert not pip, f"pip is in the image: {pip}"
-    assert not any("/kubernetes/aio/" in p for p in paths), "the Kubernetes client's unused asyncio variant"
+
+
+def test_the_image_holds_no_developer_tooling_nor_the_libraries_only_it_uses(image):
+    """The operator needs neither requests nor the official Kubernetes client (kopf reads its credentials); the
+    developer tools (devtools/: a sync client, the dev Colonies server) stay in the checkout."""
+    site = "opt/colonies-operator/lib/python3.11/site-packages/"
+    packages = {p[len(site):].split("/", 1)[0] for p in layer_paths(image[1]) if p.startswith(site)}
+    assert not packages & {"requests", "kubernetes", "devtools", "urllib3", "pydantic"}, sorted(packages)
+    assert not any(p.startswith(site + "colonies_operator/dev") for p in layer_paths(image[1]))

@@ -1,18 +1,15 @@
 """Kubernetes nodes -> the executor's Colonies capabilities (one hardware entry per kind of node)."""
 
-from decimal import Decimal
-
 import pytest
 
-from colonies_operator.capabilities import (
+from colonies_operator.core.capabilities import (
     capabilities_for,
     capabilities_from_nodes,
     gpu_models,
     hardware_from_nodes,
-    parse_quantity,
 )
-from colonies_operator.cache import slim
-from colonies_operator.config import config_from_spec
+from colonies_operator.kube.cache import slim
+from colonies_operator.core.config import config_from_spec
 
 
 def node(name, cpu="4", memory="16Gi", gpus=0, gpu_model=None, gpu_memory=None, arch="amd64", instance_type=None,
@@ -32,13 +29,6 @@ def node(name, cpu="4", memory="16Gi", gpus=0, gpu_model=None, gpu_memory=None, 
             "status": {"capacity": dict(resources), "allocatable": dict(resources),
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                        "nodeInfo": {"operatingSystem": "linux", "architecture": arch, "kubeletVersion": kubelet}}}
-
-
-@pytest.mark.parametrize("text, value", [("1500m", "1.5"), ("4", "4"), ("16318556Ki", "16710201344"),
-                                         ("8Gi", "8589934592"), ("1e9", "1000000000"), ("2G", "2000000000"),
-                                         ("", "0"), ("garbage", "0"), (None, "0"), (3, "3")])
-def test_quantities(text, value):
-    assert parse_quantity(text) == Decimal(value)
 
 
 def test_one_entry_per_gpu_model_with_totals_and_gpus_per_node():

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 import yaml
 
-from colonies_operator import config as cfg
+from colonies_operator.core import config as cfg
 from colonies_operator.colonies.models import Process
-from colonies_operator.jobs import plan_job
+from colonies_operator.core.plan import plan_job
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "coloniesexecutor.yaml"

@@ -1,13 +1,17 @@
-"""The decision core, one row per rule (and per defect the executor-core issue lists), on plain data."""
+"""The decision core as a table: each row is a rule (its id says it), the facts it applies to, and the one action
+it takes, with the reason, error or output that action carries. On plain data."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 
-from colonies_operator.decide import Act, Facts, ProcessView, decide
-from colonies_operator.names import FailureReason
+from colonies_operator.colonies import Process
+from colonies_operator.core.decide import Act, Facts, ProcessView, decide, view_of
+from colonies_operator.core.names import FailureReason
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -49,149 +53,153 @@ def facts(process: ProcessView = ProcessView.RUNNING_HERE, **kwargs) -> Facts:
 RUNNING_JOB = job(active=1)
 
 
-def test_defect_1_a_colonies_error_while_checking_never_deletes_the_job():
-    # A 500/502/403 when asking "is it still mine?" is UNKNOWN: wait, keep the Job, fail nothing.
-    decision = decide(facts(ProcessView.UNKNOWN, job=RUNNING_JOB, job_expected=True, active_pods=(pod(),)))
-    assert decision.act == Act.WAIT
-    assert decision.recheck_after and decision.recheck_after <= 5
-
-
-def test_defect_2_a_job_missing_from_an_unsynced_view_is_not_declared_deleted():
-    decision = decide(facts(job=None, job_expected=True, view_synced=False))
-    assert decision.act == Act.WAIT
-
-
-def test_defect_2_a_job_missing_from_a_synced_view_is_read_directly_before_anything_is_decided():
-    assert decide(facts(job=None, job_expected=True)).act == Act.VERIFY_JOB
-
-
-def test_an_unsynced_view_of_pods_is_no_ground_for_no_pod_or_pending_too_long():
-    late = job(active=0, created_ago=400)
-    assert decide(facts(job=late, job_expected=True, view_synced=True)).act == Act.DRAIN_LOGS  # failed: no pod
-    assert decide(facts(job=late, job_expected=True, view_synced=False)).act == Act.WAIT
-
-
-def test_a_job_confirmed_gone_fails_the_process_saying_the_outcome_is_unknown():
-    decision = decide(facts(job=None, job_expected=True, job_absent_confirmed=True))
-    assert decision.act == Act.CLOSE_FAILED and decision.reason == FailureReason.JOB_DELETED
-    assert "outcome is unknown" in decision.errors[0]
-
-
-@pytest.mark.parametrize("view", [ProcessView.CANCELLED, ProcessView.REQUEUED, ProcessView.GONE])
-def test_defect_3_job_creation_stops_when_the_process_is_cancelled_or_lost(view):
-    decision = decide(facts(view, job=None, create_error="503 ServiceUnavailable", create_failing_seconds=40))
-    assert decision.act == Act.DELETE_JOB  # idempotent: no Job is fine; nothing is created
-    assert decide(facts(view, job=None, job_deleted=True)).act == Act.FORGET
-
-
-def test_defect_3_job_creation_is_retried_then_given_up_with_the_reason():
-    retry = decide(facts(job=None, create_error="429 TooManyRequests", create_failing_seconds=20))
-    assert retry.act == Act.CREATE_JOB
-    give_up = decide(facts(job=None, create_error="429 TooManyRequests", create_failing_seconds=301,
-                           create_timeout=300))
-    assert give_up.act == Act.CLOSE_FAILED and "429 TooManyRequests" in give_up.errors[0]
-    assert give_up.reason == FailureReason.JOB_REFUSED
-
-
-def test_defect_4_a_requeued_attempt_loses_its_job_and_the_new_attempt_gets_one():
-    # The attempt key is (process id, attempt): the old one is REQUEUED, the new one RUNNING here.
-    assert decide(facts(ProcessView.REQUEUED, job=RUNNING_JOB, job_expected=True)).act == Act.DELETE_JOB
-    assert decide(facts(ProcessView.RUNNING_HERE, job=None)).act == Act.CREATE_JOB
-
-
-@pytest.mark.parametrize("pods", [(pod("Pending", unschedulable_ago=10),), (pod("Pending", waiting="ImagePullBackOff"),)])
-def test_defect_5_a_failed_process_keeps_nothing_running(pods):
-    decision = decide(facts(ProcessView.FAILED, job=job(active=1), job_expected=True, active_pods=pods))
-    assert decision.act == Act.DELETE_JOB
-    assert decide(facts(ProcessView.FAILED, job=None, job_deleted=True)).act == Act.FORGET
-
-
-def test_defect_5_an_unschedulable_job_fails_its_process_then_is_deleted():
-    pending = (pod("Pending", unschedulable_ago=400, created_ago=400),)
-    decision = decide(facts(job=job(active=1, created_ago=400), job_expected=True, active_pods=pending,
-                            logs_drained=True))
-    assert decision.act == Act.CLOSE_FAILED and decision.reason == FailureReason.UNSCHEDULABLE
-    after = decide(facts(ProcessView.FAILED, job=job(active=1), job_expected=True, active_pods=pending))
-    assert after.act == Act.DELETE_JOB
-
-
-def test_defect_7_a_finished_job_being_deleted_by_its_ttl_closes_with_its_real_outcome():
-    finished = job(("Complete", "Completed"), deleting=True)
-    assert decide(facts(job=finished, job_expected=True)).act == Act.READ_FINAL_PODS
-    done = decide(facts(job=finished, job_expected=True, final_pods=(pod("Succeeded", exit_code=0,
-                                                                         message='["42"]'),), logs_drained=True))
-    assert done.act == Act.CLOSE_SUCCESSFUL and done.output == ("42",)
-
-
-def test_defect_7_a_running_process_with_no_job_after_a_restart_was_never_started_and_starts():
-    # The finalizer holds every unclosed Job, so no Job on a synced view means none was created.
-    assert decide(facts(job=None, job_expected=False)).act == Act.CREATE_JOB
-
-
-@pytest.mark.parametrize("view,act", [(ProcessView.SUCCEEDED, Act.RELEASE_JOB), (ProcessView.FAILED, Act.DELETE_JOB),
-                                      (ProcessView.REQUEUED, Act.DELETE_JOB), (ProcessView.CANCELLED, Act.DELETE_JOB)])
-def test_defect_7_jobs_of_old_attempts_and_of_processes_closed_elsewhere_are_cleaned(view, act):
-    assert decide(facts(view, job=job(("Complete", "Completed")), job_expected=True)).act == act
-
-
-def test_a_job_deleted_by_someone_while_it_runs_fails_the_process():
-    decision = decide(facts(job=job(active=1, deleting=True), job_expected=True, active_pods=(pod(),)))
-    assert decision.act == Act.CLOSE_FAILED and decision.reason == FailureReason.JOB_DELETED
-
-
-def test_logs_are_drained_before_the_process_is_closed():
-    finished = job(("Complete", "Completed"))
-    final = (pod("Succeeded", exit_code=0),)
-    assert decide(facts(job=finished, job_expected=True, final_pods=final)).act == Act.DRAIN_LOGS
-    assert decide(facts(job=finished, job_expected=True, final_pods=final, logs_drained=True)).act == \
-        Act.CLOSE_SUCCESSFUL
-
-
-def test_a_failed_job_closes_failed_with_the_exit_code():
-    decision = decide(facts(job=job(("Failed", "BackoffLimitExceeded")), job_expected=True,
-                            final_pods=(pod("Failed", exit_code=3),), logs_drained=True))
-    assert decision.act == Act.CLOSE_FAILED and decision.reason == FailureReason.EXIT_CODE
-    assert "exited with code 3" in decision.errors[0]
-
-
-def test_an_evicted_pod_is_reported_as_evicted():
+def evicted_pod() -> dict:
     evicted = pod("Failed")
     evicted["status"].update(reason="Evicted", message="The node was low on resource: memory.")
     evicted["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 137, "reason": "Error"}}
-    decision = decide(facts(job=job(("Failed", "BackoffLimitExceeded")), job_expected=True, final_pods=(evicted,),
-                            logs_drained=True))
-    assert decision.reason == FailureReason.EVICTED
-    assert "evicted" in decision.errors[0] and "low on resource: memory" in decision.errors[0]
+    return evicted
 
 
-def test_an_invalid_process_fails_without_a_job():
-    decision = decide(facts(invalid="kwargs 'cmd' is required"))
-    assert decision.act == Act.CLOSE_FAILED and decision.reason == FailureReason.INVALID
+LATE_JOB = job(active=0, created_ago=400)  # no pod for longer than the pending timeout
+COMPLETE = job(("Complete", "Completed"))
+UNSCHEDULABLE = (pod("Pending", unschedulable_ago=400, created_ago=400),)
 
 
-def test_a_job_kubernetes_refuses_fails_the_process_with_the_reason():
-    decision = decide(facts(job_refused="Kubernetes refused the Job (422 Invalid): spec.template... bad"))
-    assert decision.act == Act.CLOSE_FAILED and decision.reason == FailureReason.JOB_REFUSED
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    name: str
+    facts: Facts
+    act: Act
+    reason: FailureReason | None = None
+    error: str | None = None  # in the first error
+    output: tuple[Any, ...] | None = None
+    recheck: tuple[float, float] | None = None  # a WAIT's recheck_after, within this range
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def test_an_unconfirmed_process_is_read_from_colonies():
-    assert decide(facts(ProcessView.UNCONFIRMED, job=RUNNING_JOB, job_expected=True)).act == Act.VERIFY_PROCESS
+RULES = [
+    # Nothing is deleted or failed on a transient error or an incomplete view.
+    Rule("colonies cannot say how the process stands: wait a few seconds, keep the Job",
+         facts(ProcessView.UNKNOWN, job=RUNNING_JOB, job_expected=True, active_pods=(pod(),)), Act.WAIT,
+         recheck=(0, 5)),
+    Rule("a Job missing from an unsynced view is not believed gone",
+         facts(job=None, job_expected=True, view_synced=False), Act.WAIT),
+    Rule("a Job missing from a synced view is read directly before anything is decided",
+         facts(job=None, job_expected=True), Act.VERIFY_JOB),
+    Rule("no pod after the pending timeout on a synced view: the Job failed (its logs first)",
+         facts(job=LATE_JOB, job_expected=True), Act.DRAIN_LOGS),
+    Rule("no pod after the pending timeout on an unsynced view decides nothing",
+         facts(job=LATE_JOB, job_expected=True, view_synced=False), Act.WAIT),
+    Rule("a Job confirmed gone fails the process, saying the outcome is unknown",
+         facts(job=None, job_expected=True, job_absent_confirmed=True), Act.CLOSE_FAILED,
+         reason=FailureReason.JOB_DELETED, error="outcome is unknown"),
+    Rule("a Job deleted by someone while it runs fails the process",
+         facts(job=job(active=1, deleting=True), job_expected=True, active_pods=(pod(),)), Act.CLOSE_FAILED,
+         reason=FailureReason.JOB_DELETED),
+    Rule("the operator deleted the Job of a process Colonies still runs: read the process",
+         facts(job=None, job_deleted=True), Act.VERIFY_PROCESS),
+    # Creating the Job.
+    Rule("a running attempt with no Job on a synced view never had one, and gets one (after a restart too)",
+         facts(job=None), Act.CREATE_JOB),
+    Rule("a Job Kubernetes did not take yet is created again",
+         facts(job=None, create_error="429 TooManyRequests", create_failing_seconds=20), Act.CREATE_JOB),
+    Rule("a Job Kubernetes did not take for the creation timeout fails the process with the reason",
+         facts(job=None, create_error="429 TooManyRequests", create_failing_seconds=301, create_timeout=300),
+         Act.CLOSE_FAILED, reason=FailureReason.JOB_REFUSED, error="429 TooManyRequests"),
+    Rule("a Job Kubernetes refuses fails the process with the reason",
+         facts(job_refused="Kubernetes refused the Job (422 Invalid): spec.template bad"), Act.CLOSE_FAILED,
+         reason=FailureReason.JOB_REFUSED, error="422 Invalid"),
+    Rule("an invalid process fails without a Job",
+         facts(invalid="kwargs 'cmd' is required"), Act.CLOSE_FAILED, reason=FailureReason.INVALID,
+         error="invalid process: kwargs 'cmd' is required"),
+    # What Colonies says of the process decides over the Job.
+    Rule("a process not listed as running here is read from Colonies",
+         facts(ProcessView.UNCONFIRMED, job=RUNNING_JOB, job_expected=True), Act.VERIFY_PROCESS),
+    *[Rule(f"a {view.value} process loses its Job, also one still being created",
+           facts(view, job=None, create_error="503 ServiceUnavailable", create_failing_seconds=40), Act.DELETE_JOB)
+      for view in (ProcessView.CANCELLED, ProcessView.REQUEUED, ProcessView.GONE)],
+    *[Rule(f"a {view.value} process whose Job is deleted is forgotten", facts(view, job=None, job_deleted=True),
+           Act.FORGET) for view in (ProcessView.CANCELLED, ProcessView.REQUEUED, ProcessView.GONE, ProcessView.FAILED)],
+    Rule("a re-queued attempt loses its Job (the new attempt is another key)",
+         facts(ProcessView.REQUEUED, job=RUNNING_JOB, job_expected=True), Act.DELETE_JOB),
+    Rule("a failed process keeps nothing running: an unschedulable pod",
+         facts(ProcessView.FAILED, job=job(active=1), job_expected=True,
+               active_pods=(pod("Pending", unschedulable_ago=10),)), Act.DELETE_JOB),
+    Rule("a failed process keeps nothing running: an image that cannot be pulled",
+         facts(ProcessView.FAILED, job=job(active=1), job_expected=True,
+               active_pods=(pod("Pending", waiting="ImagePullBackOff"),)), Act.DELETE_JOB),
+    Rule("the Job of a process that succeeded is kept for kubectl logs, released",
+         facts(ProcessView.SUCCEEDED, job=COMPLETE, job_expected=True), Act.RELEASE_JOB),
+    Rule("a process that succeeded, its Job released, is forgotten",
+         facts(ProcessView.SUCCEEDED, job=COMPLETE, job_expected=True, job_released=True), Act.FORGET),
+    *[Rule(f"a finished Job of a {view.value} process is deleted",
+           facts(view, job=COMPLETE, job_expected=True), Act.DELETE_JOB)
+      for view in (ProcessView.FAILED, ProcessView.REQUEUED, ProcessView.CANCELLED)],
+    # A running Job.
+    Rule("a running Job waits for events, with a slow resync",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(pod(),)), Act.WAIT, recheck=(60, 60)),
+    Rule("a pod waiting for its image is looked at again when its grace period ends",
+         facts(job=RUNNING_JOB, job_expected=True, image_pull_grace=60,
+               active_pods=(pod("Pending", waiting="ErrImagePull", created_ago=50),)), Act.WAIT, recheck=(5, 11)),
+    Rule("a pod unschedulable for the pending timeout fails the process",
+         facts(job=job(active=1, created_ago=400), job_expected=True, active_pods=UNSCHEDULABLE, logs_drained=True),
+         Act.CLOSE_FAILED, reason=FailureReason.UNSCHEDULABLE),
+    # A finished Job: its pods are read once, its logs drained, then the process is closed with its outcome.
+    Rule("a finished Job's pods are read once",
+         facts(job=COMPLETE, job_expected=True), Act.READ_FINAL_PODS),
+    Rule("a finished Job being deleted by its TTL still has its pods read",
+         facts(job=job(("Complete", "Completed"), deleting=True), job_expected=True), Act.READ_FINAL_PODS),
+    Rule("the logs are drained before the process is closed",
+         facts(job=COMPLETE, job_expected=True, final_pods=(pod("Succeeded", exit_code=0),)), Act.DRAIN_LOGS),
+    Rule("a complete Job closes the process successful with the output of its termination message",
+         facts(job=job(("Complete", "Completed"), deleting=True), job_expected=True, logs_drained=True,
+               final_pods=(pod("Succeeded", exit_code=0, message='["42"]'),)), Act.CLOSE_SUCCESSFUL,
+         output=("42",)),
+    Rule("a failed Job closes the process failed with the exit code",
+         facts(job=job(("Failed", "BackoffLimitExceeded")), job_expected=True, final_pods=(pod("Failed", exit_code=3),),
+               logs_drained=True), Act.CLOSE_FAILED, reason=FailureReason.EXIT_CODE, error="exited with code 3"),
+    Rule("an evicted pod fails the process as evicted, with the node's reason",
+         facts(job=job(("Failed", "BackoffLimitExceeded")), job_expected=True, final_pods=(evicted_pod(),),
+               logs_drained=True), Act.CLOSE_FAILED, reason=FailureReason.EVICTED, error="low on resource: memory"),
+]
 
 
-def test_a_running_job_waits_for_events_with_a_slow_resync():
-    decision = decide(facts(job=RUNNING_JOB, job_expected=True, active_pods=(pod(),)))
-    assert decision.act == Act.WAIT and decision.recheck_after == 60
+@pytest.mark.parametrize("rule", RULES, ids=str)
+def test_rule(rule: Rule):
+    decision = decide(rule.facts)
+    assert decision.act == rule.act, decision.why
+    if rule.reason is not None:
+        assert decision.reason == rule.reason
+    if rule.error is not None:
+        assert rule.error in decision.errors[0]
+    if rule.output is not None:
+        assert decision.output == rule.output
+    if rule.recheck is not None:
+        low, high = rule.recheck
+        assert decision.recheck_after is not None and low <= decision.recheck_after <= high
 
 
-def test_a_pending_pod_is_looked_at_again_when_its_grace_period_ends():
-    decision = decide(facts(job=RUNNING_JOB, job_expected=True, active_pods=(pod("Pending", waiting="ErrImagePull",
-                                                                                created_ago=50),),
-                            image_pull_grace=60))
-    assert decision.act == Act.WAIT and 5 <= decision.recheck_after <= 11
-
-
-def test_rules_never_delete_or_fail_on_unknown_whatever_the_job_shows():
+def test_nothing_is_deleted_or_failed_while_colonies_cannot_say_whatever_the_job_shows():
     for candidate in (RUNNING_JOB, job(("Failed", "DeadlineExceeded")), job(active=1, deleting=True), None):
         for synced in (True, False):
             decision = decide(facts(ProcessView.UNKNOWN, job=candidate, view_synced=synced, job_expected=True))
             assert decision.act == Act.WAIT, (candidate, synced)
+
+
+HERE = "e" * 64
+
+
+@pytest.mark.parametrize("state, executor, attempt, view", [
+    (1, HERE, 2, ProcessView.RUNNING_HERE),
+    (1, "f" * 64, 2, ProcessView.REQUEUED),  # given to another executor
+    (1, HERE, 3, ProcessView.REQUEUED),  # re-queued and handed back: another attempt
+    (0, "", 2, ProcessView.REQUEUED),
+    (2, HERE, 2, ProcessView.SUCCEEDED),
+    (3, HERE, 2, ProcessView.FAILED),
+    (4, HERE, 2, ProcessView.CANCELLED),
+], ids=["running here", "running elsewhere", "another attempt", "waiting", "succeeded", "failed", "cancelled"])
+def test_what_colonies_says_of_a_process_means_for_attempt_2_here(state, executor, attempt, view):
+    process = Process.from_dict({"processid": "p", "state": state, "assignedexecutorid": executor, "retries": attempt})
+    assert view_of(process, HERE, 2) == view

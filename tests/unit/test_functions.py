@@ -1,7 +1,7 @@
 """The documented functions the executor registers, and idempotent re-registration."""
 
 from colonies_operator.colonies import Function
-from colonies_operator.functions import EXECUTE_ARGS, function_doc, sync_plan
+from colonies_operator.core.functions import EXECUTE_ARGS, function_doc, sync_plan
 
 
 def registered(functionid, funcname="execute", executortype="container-executor", current=True):

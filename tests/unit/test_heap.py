@@ -1,7 +1,7 @@
 """When the operator hands freed memory back to the system (heap.py): while its work changes and for a while
 after, with a full collection once it has settled and at the end; never while it stays the same."""
 
-from colonies_operator.heap import CHECK_SECONDS, REST_SECONDS, SETTLE_SECONDS, HeapTrimmer, glibc_malloc_trim
+from colonies_operator.engine.heap import CHECK_SECONDS, REST_SECONDS, SETTLE_SECONDS, HeapTrimmer, glibc_malloc_trim
 
 
 def trimmer() -> tuple[HeapTrimmer, list[bool]]:

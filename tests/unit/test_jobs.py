@@ -5,8 +5,10 @@ import json
 import pytest
 
 from colonies_operator.colonies import Process
-from colonies_operator.config import config_from_spec
-from colonies_operator.jobs import InvalidProcess, build_job, debug_log, job_name, plan_job
+from colonies_operator.core.config import config_from_spec
+from colonies_operator.core.jobs import build_job, debug_log
+from colonies_operator.core.names import job_name
+from colonies_operator.core.plan import InvalidProcess, plan_job
 
 PID = "ab" * 32
 EXECUTOR_ID = "cd" * 32
@@ -215,7 +217,7 @@ def test_a_gpu_model_the_cluster_lacks_is_refused_naming_the_models_it_has():
 
 
 def test_spec_location_name_is_the_executors_location():
-    from colonies_operator.config import InvalidSpec
+    from colonies_operator.core.config import InvalidSpec
 
     assert config().location_name == ""
     assert config(locationName="lab-a").location_name == "lab-a"

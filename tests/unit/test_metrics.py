@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from colonies_operator import __version__, metrics
-from colonies_operator.metrics import OperatorMetrics
+from colonies_operator import __version__
+from colonies_operator.engine import metrics
+from colonies_operator.engine.metrics import OperatorMetrics
 
 EXECUTOR = "team-a/cluster"
 

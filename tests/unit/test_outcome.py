@@ -1,8 +1,15 @@
-"""Job and pod status -> the Colonies outcome."""
+"""What a Job and its pods mean for the Colonies process, as a table: each row is a rule (its id says it), the Job
+and pods it applies to, and the outcome: its state, the failure reason for the metrics, the error a user reads,
+the output."""
 
+import dataclasses
 import datetime as dt
+from typing import Any
 
-from colonies_operator.outcome import outcome_of, output_from_termination_message
+import pytest
+
+from colonies_operator.core.names import FailureReason
+from colonies_operator.core.outcome import outcome_of, output_from_termination_message
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -34,86 +41,91 @@ def waiting(name, reason, message="m"):
     return {"name": name, "image": "nope:1", "state": {"waiting": {"reason": reason, "message": message}}}
 
 
-def judge(j, pods, pending=300, grace=60, walltime=None):
-    return outcome_of(j, pods, NOW, pending_timeout=pending, image_pull_grace=grace, walltime=walltime)
+def job_with(created: int = 10, conditions=(), **status: Any) -> dict:
+    result = job(conditions, created)
+    result["status"].update(status)
+    return result
 
 
-def test_complete_job_succeeds_with_the_termination_message_as_output():
-    result = judge(job([("Complete", "", "")]), [pod("Succeeded", [terminated("main", 0, "Completed", '["a", 1]')])])
-    assert result.state == "succeeded" and result.output == ("a", 1)
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    job: dict
+    pods: list
+    state: str
+    reason: FailureReason | None = None
+    error: str | None = None  # in the first error
+    output: tuple | None = None
+    pending: int = 300
+    grace: int = 60
+    walltime: int | None = None
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def test_exit_code_is_reported():
-    result = judge(job([("Failed", "BackoffLimitExceeded", "")]), [pod("Failed", [terminated("main", 3)])])
-    assert result.state == "failed"
-    assert result.errors == ("container main in pod 0 exited with code 3 (Error)",)
+ROOT_REFUSED = 'container has runAsNonRoot and image will run as root (pod: "p", container: main)'
+CASES = [
+    Case("a complete Job succeeds, its output the termination message",
+         job([("Complete", "", "")]), [pod("Succeeded", [terminated("main", 0, "Completed", '["a", 1]')])],
+         "succeeded", output=("a", 1)),
+    Case("an exit code is reported with the container and the pod",
+         job([("Failed", "BackoffLimitExceeded", "")]), [pod("Failed", [terminated("main", 3)])], "failed",
+         reason=FailureReason.EXIT_CODE, error="container main in pod 0 exited with code 3 (Error)"),
+    Case("an OOM kill is reported as such, saying to raise conditions.mem",
+         job([("Failed", "BackoffLimitExceeded", "")]), [pod("Failed", [terminated("main", 137, "OOMKilled")])],
+         "failed", reason=FailureReason.OOM, error="raise conditions.mem"),
+    Case("a failed pod fails the process before the Job controller notices",
+         job(), [pod("Failed", [terminated("main", 1)])], "failed", reason=FailureReason.EXIT_CODE),
+    Case("the walltime exceeded is the deadline, with its length",
+         job([("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")]), [], "failed",
+         reason=FailureReason.DEADLINE, error="walltime of 5s exceeded", walltime=5),
+    Case("a deadline whose pods are gone already is a deadline, not a missing pod",
+         job_with(30, [("FailureTarget", "DeadlineExceeded", "")], failed=1), [], "failed",
+         reason=FailureReason.DEADLINE, error="walltime of 3s exceeded", pending=5, walltime=3),
+    Case("a Job whose pods existed is not failed for having none now",
+         job_with(30, failed=1), [], "pending", pending=5),
+    Case("no pod created within the pending timeout fails the process",
+         job(created=30), [], "failed", reason=FailureReason.UNSCHEDULABLE, error="no pod was created", pending=5),
+    Case("an image that cannot be pulled waits for the grace period",
+         job(), [pod("Pending", [waiting("main", "ImagePullBackOff")], created=30)], "pending", grace=60),
+    Case("an image that cannot be pulled fails after the grace period",
+         job(), [pod("Pending", [waiting("main", "ImagePullBackOff")], created=30)], "failed",
+         reason=FailureReason.IMAGE_PULL, error="cannot be pulled (ImagePullBackOff)", grace=20),
+    Case("a root image under a non-root profile fails at once, saying what to change",
+         job(), [pod("Pending", [waiting("main", "CreateContainerConfigError", ROOT_REFUSED)], created=1)], "failed",
+         error="spec.jobs.podSecurityContext.runAsUser"),
+    Case("another configuration error waits for the grace period",
+         job(), [pod("Pending", [waiting("main", "CreateContainerConfigError", "secret x not found")], created=1)],
+         "pending"),
+    Case("an unschedulable pod waits for the pending timeout",
+         job(), [pod("Pending", scheduled="0/1 nodes are available: 1 Insufficient nvidia.com/gpu.", created=100)],
+         "pending", pending=300),
+    Case("an unschedulable pod fails after the pending timeout, with the scheduler's words",
+         job(), [pod("Pending", scheduled="0/1 nodes are available: 1 Insufficient nvidia.com/gpu.", created=100)],
+         "failed", reason=FailureReason.UNSCHEDULABLE, error="Insufficient nvidia.com/gpu", pending=60),
+    Case("a running container is running", job(), [pod("Running", [{"name": "main", "state": {"running": {}}}])],
+         "running"),
+    Case("a Job with no pod yet is pending", job(), [], "pending"),
+]
 
 
-def test_oom_kill_is_reported_as_such():
-    result = judge(job([("Failed", "BackoffLimitExceeded", "")]), [pod("Failed", [terminated("main", 137, "OOMKilled")])])
-    assert "OOMKilled" in result.errors[0] and "raise conditions.mem" in result.errors[0]
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_outcome(case: Case):
+    result = outcome_of(case.job, case.pods, NOW, pending_timeout=case.pending, image_pull_grace=case.grace,
+                        walltime=case.walltime)
+    assert result.state == case.state, result
+    if case.reason is not None:
+        assert result.reason == case.reason
+    if case.error is not None:
+        assert case.error in result.errors[0]
+    if case.output is not None:
+        assert result.output == case.output
 
 
-def test_a_failed_pod_fails_the_process_before_the_job_controller_notices():
-    assert judge(job(), [pod("Failed", [terminated("main", 1)])]).state == "failed"
-
-
-def test_deadline():
-    result = judge(job([("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")]), [],
-                   walltime=5)
-    assert result.errors[0].startswith("walltime of 5s exceeded")
-
-
-def test_a_deadline_whose_pods_are_already_gone_is_a_deadline_not_a_missing_pod():
-    j = job([("FailureTarget", "DeadlineExceeded", "")], created=30)
-    j["status"]["failed"] = 1
-    assert judge(j, [], pending=5, walltime=3).errors[0].startswith("walltime of 3s exceeded")
-    j = job(created=30)
-    j["status"]["failed"] = 1
-    assert judge(j, [], pending=5).state == "pending"
-    assert "no pod was created" in judge(job(created=30), [], pending=5).errors[0]
-
-
-def test_image_pull_failure_waits_for_the_grace_period():
-    pods = [pod("Pending", [waiting("main", "ImagePullBackOff")], created=30)]
-    assert judge(job(), pods, grace=60).state == "pending"
-    result = judge(job(), pods, grace=20)
-    assert result.state == "failed" and "cannot be pulled (ImagePullBackOff)" in result.errors[0]
-
-
-def test_a_root_image_under_a_non_root_profile_fails_at_once_saying_what_to_change():
-    message = 'container has runAsNonRoot and image will run as root (pod: "p", container: main)'
-    result = judge(job(), [pod("Pending", [waiting("main", "CreateContainerConfigError", message)], created=1)])
-    assert result.state == "failed"
-    assert "image will run as root" in result.errors[0] and "spec.jobs.podSecurityContext.runAsUser" in result.errors[0]
-    other = judge(job(), [pod("Pending", [waiting("main", "CreateContainerConfigError", "secret x not found")],
-                              created=1)])
-    assert other.state == "pending", "other configuration errors wait for the grace period"
-
-
-def test_unschedulable_after_the_pending_timeout():
-    pods = [pod("Pending", scheduled="0/1 nodes are available: 1 Insufficient nvidia.com/gpu.", created=100)]
-    assert judge(job(), pods, pending=300).state == "pending"
-    result = judge(job(), pods, pending=60)
-    assert result.state == "failed" and "Insufficient nvidia.com/gpu" in result.errors[0]
-
-
-def test_running_and_pending():
-    assert judge(job(), [pod("Running", [{"name": "main", "state": {"running": {}}}])]).state == "running"
-    assert judge(job(), []).state == "pending"
-
-
-def test_output_parsing():
-    assert output_from_termination_message('["x"]') == ("x",)
-    assert output_from_termination_message("plain text\n") == ("plain text",)
-    assert output_from_termination_message('{"k": 1}') == ({"k": 1},)
-    assert output_from_termination_message("") == ()
-
-
-def test_failures_carry_a_reason_for_the_metrics():
-    assert judge(job([("Failed", "BackoffLimitExceeded", "")]), [pod("Failed", [terminated("main", 3)])]).reason == \
-        "exit_code"
-    assert judge(job(), [pod("Failed", [terminated("main", 137, "OOMKilled")])]).reason == "oom"
-    assert judge(job([("Failed", "DeadlineExceeded", "")]), []).reason == "deadline"
-    assert judge(job(), [pod("Pending", [waiting("main", "ErrImagePull")], created=90)]).reason == "image_pull"
-    assert judge(job(), [pod("Pending", scheduled="no", created=400)]).reason == "unschedulable"
+@pytest.mark.parametrize("message, output", [('["x"]', ("x",)), ("plain text\n", ("plain text",)),
+                                             ('{"k": 1}', ({"k": 1},)), ("", ()), (None, ())],
+                         ids=["a JSON list is the output", "text is one string", "another JSON value is one item",
+                              "empty is none", "absent is none"])
+def test_a_termination_message_as_output(message, output):
+    assert output_from_termination_message(message) == output

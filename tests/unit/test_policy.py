@@ -8,22 +8,16 @@ import pytest
 
 from colonies_operator.colonies import Process
 from colonies_operator.colonies.address import server_url
-from colonies_operator.config import config_from_spec
-from colonies_operator.jobs import InvalidProcess, build_job, plan_job, probe_plan
-from colonies_operator.podsecurity import security_contexts, violations
-from colonies_operator.policy import (
-    DEFAULT_POLICY,
-    OperatorPolicy,
-    PolicyError,
-    check_resource,
-    image_matches,
-    load_policy,
-    normalize_image,
-    parse_quantity,
-    policy_from_dict,
-    server_security,
-)
-from colonies_operator.status import ALLOWED, READY, SECURE, ready_from, with_condition
+from colonies_operator.cli import load_policy
+from colonies_operator.core.admission import check_resource, server_security
+from colonies_operator.core.conditions import ALLOWED, READY, SECURE, ready_from, with_condition
+from colonies_operator.core.config import config_from_spec
+from colonies_operator.core.images import image_matches, normalize_image
+from colonies_operator.core.jobs import build_job
+from colonies_operator.core.plan import InvalidProcess, plan_job, probe_plan
+from colonies_operator.core.podsecurity import security_contexts, violations
+from colonies_operator.core.policy import DEFAULT_POLICY, OperatorPolicy, PolicyError, policy_from_dict
+from colonies_operator.core.quantity import parse_quantity
 
 PID = "ab" * 32
 SPEC = {"server": {"host": "colonies.example.org"}, "colonyName": "dev",

@@ -1,7 +1,7 @@
-"""The Colonies client: signed RPCs over HTTP, typed models and errors."""
+"""Colonies, as the operator speaks it: the protocol's models, errors and keys (pure), the wire codec (wire.py)
+and the operator's async client (client.py, imported by name: the package itself does no I/O)."""
 
 from . import crypto
-from .client import ColoniesClient
 from .errors import (
     AssignmentsPaused,
     ColoniesError,
@@ -25,7 +25,7 @@ from .models import (
 )
 
 __all__ = [
-    "AssignmentsPaused", "ColoniesClient", "ColoniesError", "ColoniesUnreachable", "Conditions", "Executor",
+    "AssignmentsPaused", "ColoniesError", "ColoniesUnreachable", "Conditions", "Executor",
     "ExecutorState", "Forbidden", "Function", "FunctionSpec", "Gpu", "InvalidRequest", "LogEntry", "NotFound",
     "Process", "ProcessGraph", "ProcessState", "ServerError", "crypto",
 ]

@@ -1,321 +1,166 @@
-"""A synchronous, thread-safe Colonies client (requests + coincurve).
+"""The Colonies client of the operator, for its event loop (aiohttp).
 
-Why synchronous and thread-safe rather than asyncio: the operator's blocking work (long-poll assign, the
-Kubernetes client, pod log streams) all runs in worker threads (kopf runs sync daemons in threads, and log
-followers get their own), so kopf's event loop never blocks. The Kubernetes Python client the operator
-uses is synchronous as well, so one concurrency model serves both. Each thread gets its own
-`requests.Session` (sessions are not documented as thread-safe), so many Jobs can ship logs at once
-over kept-alive connections.
+A long-poll assign, a close or a log batch is a coroutine, so one loop serves any number of executors and
+processes without a thread each. Messages are encoded and replies decoded by wire.py.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import threading
+import asyncio
+import ssl
 from typing import Any, Callable, Iterable
 
-import requests
+import aiohttp
 
-from . import crypto
-from .address import server_url
-from .errors import ColoniesError, ColoniesUnreachable, error_for_status
-from .models import Executor, Function, FunctionSpec, LogEntry, Process, ProcessGraph
+from .wire import (
+    MAX_LOGS_PER_READ,
+    add_log_payload,
+    assign_payload,
+    decode_reply,
+    encode_request,
+    executor_log_payload,
+    logs_payload,
+    update_capabilities_payload,
+)
+from .errors import ColoniesError, ColoniesUnreachable
+from .models import Executor, Function, LogEntry, Process
 
-NO_WORK_MESSAGE = "No process available for assignment"
-LOG_NUL_REPLACEMENT = "\u2400"  # PostgreSQL rejects NUL in TEXT; show "␀" instead of failing the batch.
-MAX_LOGS_PER_READ = 500  # the server refuses more
-MAX_PROCESSES_PER_READ = 100
-
-
-# -- payloads (pure): the messages of the RPCs below, shared with any other transport -----------------------
-
-def function_payload(colonyname: str, executorname: str, executortype: str, funcname: str, *,
-                     description: str = "", args: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
-    """addfunctionmsg. `args` documents the function's arguments: [{"name", "type", "description", "required",
-    "enum"}]; `colonies function ls` shows the description and each argument as name(type), * if required."""
-    fun: dict[str, Any] = {"colonyname": colonyname, "executorname": executorname, "executortype": executortype,
-                           "funcname": funcname}
-    if description:
-        fun["description"] = description
-    args = [dict(a) for a in args]
-    if args:
-        fun["args"] = args
-    return {"fun": fun}
+# getprocesshistmsg returns every process of the executor in a state, started within `seconds`: ten years.
+HISTORY_SECONDS = 10 * 366 * 24 * 3600
 
 
-def update_capabilities_payload(colonyname: str, executorname: str, capabilities: dict[str, Any]) -> dict[str, Any]:
-    """updateexecutormsg: replaces the executor's capabilities ({"hardware": [...], "software": [...]})."""
-    return {"colonyname": colonyname, "executorname": executorname,
-            "capabilities": {"hardware": list(capabilities.get("hardware") or []),
-                             "software": list(capabilities.get("software") or [])}}
+class AsyncColoniesClient:
+    """One Colonies server, from coroutines. Every call takes the private key that signs it."""
 
-
-def executor_log_payload(colonyname: str, executorname: str, message: str) -> dict[str, Any]:
-    """addexecutorlogmsg: a line in the executor's own log (not a process's)."""
-    return {"colonyname": colonyname, "executorname": executorname,
-            "message": message.replace("\x00", LOG_NUL_REPLACEMENT)}
-
-
-def workflow_payload(colonyname: str, specs: Iterable[FunctionSpec | dict[str, Any]]) -> dict[str, Any]:
-    """submitworkflowspecmsg. Each spec needs a unique `nodename`; `conditions.dependencies` names the parents."""
-    functionspecs = []
-    for spec in specs:
-        spec_dict = spec.to_dict() if isinstance(spec, FunctionSpec) else FunctionSpec.from_dict(spec).to_dict()
-        if not spec_dict.get("nodename"):
-            raise ValueError("every function spec of a workflow needs a nodename, which dependencies refer to")
-        functionspecs.append(spec_dict)
-    return {"spec": {"colonyname": colonyname, "functionspecs": functionspecs}}
-
-
-class ColoniesClient:
-    """One Colonies server. Every call takes the private key that signs it."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        tls: bool = False,
-        ca_bundle: str | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        on_error: Callable[[str, int | None], None] | None = None,
-    ) -> None:
-        # Built from checked parts: a host with a path or query in it is refused, not posted to.
-        self.url = server_url(host, port, tls, "/api")
-        self.health_url = server_url(host, port, tls, "/health")
-        # requests wants a path to a CA file, or True for the system store.
-        self.verify: bool | str = ca_bundle if (tls and ca_bundle) else True
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self._local = threading.local()
-        self._on_error = on_error  # told of every failed RPC (rpc name, status or None): for metrics
+    def __init__(self, url: str, *, ca_bundle: str | None = None, connect_timeout: float = 5.0,
+                 read_timeout: float = 30.0, on_rpc: Callable[[str, int | None], None] | None = None) -> None:
+        self.url = url
+        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self._on_rpc = on_rpc  # told of every RPC: (name, None) when it worked, (name, status or 0) when not
+        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
-        return f"ColoniesClient({self.url!r})"
-
-    # -- transport ------------------------------------------------------------------------------
+        return f"AsyncColoniesClient({self.url!r})"
 
     @property
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            self._local.session = session
-        return session
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl, limit=256))
+        return self._session
 
-    def close(self) -> None:
-        """Closes this thread's connections."""
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-            self._local.session = None
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    def rpc(self, msgtype: str, payload: dict[str, Any], prvkey: str, *, read_timeout: float | None = None) -> Any:
-        """Sends one signed message and returns the decoded reply payload, or raises a typed error."""
+    async def rpc(self, msgtype: str, payload: dict[str, Any], prvkey: str, *,
+                  read_timeout: float | None = None) -> Any:
+        """Sends one signed message; the decoded reply payload, or a typed error."""
+        body = encode_request(msgtype, payload, prvkey)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.connect_timeout,
+                                        sock_read=read_timeout or self.read_timeout)
         try:
-            return self._rpc(msgtype, payload, prvkey, read_timeout)
+            async with self.session.post(self.url, data=body, timeout=timeout) as reply:
+                text = await reply.text()
+                status = reply.status
+        except aiohttp.ClientSSLError as err:
+            self._told(msgtype, 0)
+            raise ColoniesUnreachable(f"TLS handshake with {self.url} failed: {err}", rpc=msgtype) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            self._told(msgtype, 0)
+            raise ColoniesUnreachable(f"cannot reach {self.url}: {type(err).__name__} {err}", rpc=msgtype) from None
+        try:
+            result = decode_reply(status, text, msgtype)
         except ColoniesError as err:
             no_work = msgtype == "assignprocessmsg" and err.status == 404
-            if self._on_error and not no_work:
-                self._on_error(msgtype, err.status)
+            self._told(msgtype, None if no_work else err.status)
             raise
+        self._told(msgtype, None)
+        return result
 
-    def _rpc(self, msgtype: str, payload: dict[str, Any], prvkey: str, read_timeout: float | None) -> Any:
-        timeout = (self.connect_timeout, read_timeout or self.read_timeout)
-        try:
-            reply = self._session.post(self.url, data=encode_request(msgtype, payload, prvkey), timeout=timeout,
-                                       verify=self.verify)
-        except requests.exceptions.SSLError as err:
-            raise ColoniesUnreachable(f"TLS handshake with {self.url} failed: {err}", rpc=msgtype) from err
-        except requests.exceptions.RequestException as err:
-            raise ColoniesUnreachable(f"cannot reach {self.url}: {err}", rpc=msgtype) from err
-        return decode_reply(reply.status_code, reply.text, msgtype)
+    def _told(self, msgtype: str, status: int | None) -> None:
+        if self._on_rpc:
+            self._on_rpc(msgtype, status)
 
-    def health(self) -> bool:
-        """True when the server answers its health endpoint."""
-        try:
-            return self._session.get(self.health_url, timeout=(self.connect_timeout, 5), verify=self.verify).ok
-        except requests.exceptions.RequestException:
-            return False
+    # -- the calls the operator makes ---------------------------------------------------------------------
 
-    # -- server, colony and users -----------------------------------------------------------------
+    async def version(self) -> dict[str, Any]:
+        return await self.rpc("versionmsg", {}, "")
 
-    def version(self) -> dict[str, Any]:
-        return self.rpc("versionmsg", {}, "")
+    async def get_executor(self, colonyname: str, executorname: str, prvkey: str) -> Executor:
+        return Executor.from_dict(await self.rpc("getexecutormsg", {"colonyname": colonyname,
+                                                                    "executorname": executorname}, prvkey))
 
-    def add_colony(self, colony_id: str, name: str, server_prvkey: str) -> dict[str, Any]:
-        return self.rpc("addcolonymsg", {"colony": {"colonyid": colony_id, "name": name}}, server_prvkey)
+    async def add_executor(self, executor: Executor, colony_prvkey: str) -> Executor:
+        return Executor.from_dict(await self.rpc("addexecutormsg", {"executor": executor.to_dict()}, colony_prvkey))
 
-    def add_user(self, colonyname: str, userid: str, name: str, colony_prvkey: str, *, email: str = "") -> dict:
-        user = {"colonyname": colonyname, "userid": userid, "name": name, "email": email, "phone": ""}
-        return self.rpc("addusermsg", {"user": user}, colony_prvkey)
+    async def approve_executor(self, colonyname: str, executorname: str, colony_prvkey: str) -> None:
+        await self.rpc("approveexecutormsg", {"colonyname": colonyname, "executorname": executorname}, colony_prvkey)
 
-    def colony_stats(self, colonyname: str, prvkey: str) -> dict[str, Any]:
-        return self.rpc("getcolonystatsmsg", {"colonyname": colonyname}, prvkey)
+    async def remove_executor(self, colonyname: str, executorname: str, colony_prvkey: str) -> None:
+        await self.rpc("removeexecutormsg", {"colonyname": colonyname, "executorname": executorname}, colony_prvkey)
 
-    # -- executors and functions --------------------------------------------------------------------
-
-    def add_executor(self, executor: Executor, colony_prvkey: str) -> Executor:
-        return Executor.from_dict(self.rpc("addexecutormsg", {"executor": executor.to_dict()}, colony_prvkey))
-
-    def approve_executor(self, colonyname: str, executorname: str, colony_prvkey: str) -> None:
-        self.rpc("approveexecutormsg", {"colonyname": colonyname, "executorname": executorname}, colony_prvkey)
-
-    def remove_executor(self, colonyname: str, executorname: str, colony_prvkey: str) -> None:
-        self.rpc("removeexecutormsg", {"colonyname": colonyname, "executorname": executorname}, colony_prvkey)
-
-    def get_executor(self, colonyname: str, executorname: str, prvkey: str) -> Executor:
-        reply = self.rpc("getexecutormsg", {"colonyname": colonyname, "executorname": executorname}, prvkey)
-        return Executor.from_dict(reply)
-
-    def get_executors(self, colonyname: str, prvkey: str) -> list[Executor]:
-        return [Executor.from_dict(e) for e in self.rpc("getexecutorsmsg", {"colonyname": colonyname}, prvkey) or []]
-
-    def update_capabilities(self, colonyname: str, executorname: str, capabilities: dict[str, Any],
-                            prvkey: str) -> None:
-        """Replaces the executor's capabilities; signed by the executor itself (approved or not)."""
-        self.rpc("updateexecutormsg", update_capabilities_payload(colonyname, executorname, capabilities), prvkey)
-
-    def add_function(self, colonyname: str, executorname: str, executortype: str, funcname: str, prvkey: str, *,
-                     description: str = "", args: Iterable[dict[str, Any]] = ()) -> Function:
-        """Registers a function (not idempotent: the server adds a row per call)."""
-        payload = function_payload(colonyname, executorname, executortype, funcname, description=description,
-                                   args=args)
-        return Function.from_dict(self.rpc("addfunctionmsg", payload, prvkey))
-
-    def remove_function(self, functionid: str, prvkey: str) -> None:
-        self.rpc("removefunctionmsg", {"functionid": functionid}, prvkey)
-
-    def get_functions(self, colonyname: str, executorname: str, prvkey: str) -> list[Function]:
-        reply = self.rpc("getfunctionsmsg", {"colonyname": colonyname, "executorname": executorname}, prvkey)
+    async def get_functions(self, colonyname: str, executorname: str, prvkey: str) -> list[Function]:
+        reply = await self.rpc("getfunctionsmsg", {"colonyname": colonyname, "executorname": executorname}, prvkey)
         return [Function.from_dict(f) for f in reply or []]
 
-    def add_executor_log(self, colonyname: str, executorname: str, message: str, prvkey: str) -> None:
-        """Adds a line to the executor's own log, which colony members read with get_executor_logs."""
-        self.rpc("addexecutorlogmsg", executor_log_payload(colonyname, executorname, message), prvkey)
+    async def add_function(self, function: dict[str, Any], prvkey: str) -> Function:
+        """`function`: addfunctionmsg's "fun" (wire.function_payload builds it, with its documentation)."""
+        return Function.from_dict(await self.rpc("addfunctionmsg", {"fun": function}, prvkey))
 
-    def get_executor_logs(self, colonyname: str, executorname: str, prvkey: str, *, count: int = MAX_LOGS_PER_READ,
-                          since: int = 0) -> list[LogEntry]:
-        """Up to `count` entries of an executor's logs newer than `since`, oldest first: its own log and the
-        logs it added to processes."""
-        payload = {"colonyname": colonyname, "processid": "", "executorname": executorname,
-                   "count": min(count, MAX_LOGS_PER_READ), "since": since, "latest": False}
-        return [LogEntry.from_dict(e) for e in self.rpc("getlogsmsg", payload, prvkey) or []]
+    async def remove_function(self, functionid: str, prvkey: str) -> None:
+        await self.rpc("removefunctionmsg", {"functionid": functionid}, prvkey)
 
-    # -- colony-wide switches -------------------------------------------------------------------------
+    async def update_capabilities(self, colonyname: str, executorname: str, capabilities: dict[str, Any],
+                                  prvkey: str) -> None:
+        await self.rpc("updateexecutormsg", update_capabilities_payload(colonyname, executorname, capabilities),
+                       prvkey)
 
-    def pause_assignments(self, colonyname: str, colony_prvkey: str) -> None:
-        """Colony owner: no process is assigned until resume_assignments (assign answers 408 or 503)."""
-        self.rpc("pauseassignmentsmsg", {"colonyname": colonyname}, colony_prvkey)
+    async def add_executor_log(self, colonyname: str, executorname: str, message: str, prvkey: str) -> None:
+        await self.rpc("addexecutorlogmsg", executor_log_payload(colonyname, executorname, message), prvkey)
 
-    def resume_assignments(self, colonyname: str, colony_prvkey: str) -> None:
-        self.rpc("resumeassignmentsmsg", {"colonyname": colonyname}, colony_prvkey)
-
-    def assignments_paused(self, colonyname: str, prvkey: str) -> bool:
-        return bool(self.rpc("getpausestatusmsg", {"colonyname": colonyname}, prvkey).get("ispaused"))
-
-    # -- submitting and reading processes -----------------------------------------------------------
-
-    def submit(self, spec: FunctionSpec | dict[str, Any], prvkey: str) -> Process:
-        """Submits a function spec. Refuses maxexectime 0, which the server treats as an expired deadline."""
-        spec_dict = spec.to_dict() if isinstance(spec, FunctionSpec) else FunctionSpec.from_dict(spec).to_dict()
-        if spec_dict.get("maxexectime") == 0:
-            raise ValueError("maxexectime 0 makes the server fail or re-queue the process within a second; "
-                             "use -1 for no limit or a positive number of seconds")
-        return Process.from_dict(self.rpc("submitfuncspecmsg", {"spec": spec_dict}, prvkey))
-
-    def submit_workflow(self, colonyname: str, specs: Iterable[FunctionSpec | dict[str, Any]],
-                        prvkey: str) -> ProcessGraph:
-        """Submits a workflow: a process per spec; a child waits for its parents (conditions.dependencies, by
-        nodename) and gets their outputs as its input (`in`) when it is assigned."""
-        return ProcessGraph.from_dict(self.rpc("submitworkflowspecmsg", workflow_payload(colonyname, specs), prvkey))
-
-    def get_process_graph(self, processgraphid: str, prvkey: str) -> ProcessGraph:
-        return ProcessGraph.from_dict(self.rpc("getprocessgraphmsg", {"processgraphid": processgraphid}, prvkey))
-
-    def get_process(self, processid: str, prvkey: str) -> Process:
-        return Process.from_dict(self.rpc("getprocessmsg", {"processid": processid}, prvkey))
-
-    def get_processes(self, colonyname: str, state: int, prvkey: str, *, count: int = MAX_PROCESSES_PER_READ,
-                      executortype: str = "") -> list[Process]:
-        payload = {"colonyname": colonyname, "state": int(state), "count": min(count, MAX_PROCESSES_PER_READ),
-                   "executortype": executortype}
-        return [Process.from_dict(p) for p in self.rpc("getprocessesmsg", payload, prvkey) or []]
-
-    def cancel(self, processid: str, prvkey: str) -> None:
-        self.rpc("cancelprocessmsg", {"processid": processid}, prvkey)
-
-    def get_logs(self, colonyname: str, processid: str, prvkey: str, *, count: int = MAX_LOGS_PER_READ,
-                 since: int = 0) -> list[LogEntry]:
-        """Up to `count` log entries newer than `since` (server nanoseconds), oldest first."""
-        payload = {"colonyname": colonyname, "processid": processid, "executorname": "",
-                   "count": min(count, MAX_LOGS_PER_READ), "since": since, "latest": False}
-        return [LogEntry.from_dict(e) for e in self.rpc("getlogsmsg", payload, prvkey) or []]
-
-    def all_logs(self, colonyname: str, processid: str, prvkey: str) -> list[LogEntry]:
-        """Every log entry of a process, oldest first (pages through the server's 500-entry limit)."""
-        entries: list[LogEntry] = []
-        since = 0
-        while True:
-            page = self.get_logs(colonyname, processid, prvkey, since=since)
-            entries.extend(page)
-            if len(page) < MAX_LOGS_PER_READ:
-                return entries
-            since = page[-1].timestamp
-
-    # -- executing ------------------------------------------------------------------------------------
-
-    def assign(self, colonyname: str, timeout: int, prvkey: str, *, available_cpu: str = "",
-               available_mem: str = "") -> Process | None:
+    async def assign(self, colonyname: str, timeout: int, prvkey: str, *, available_cpu: str = "",
+                     available_mem: str = "") -> Process | None:
         """Long-polls up to `timeout` seconds (negative: one immediate attempt); None when there is no work."""
-        if timeout == 0:
-            raise ValueError("assign timeout 0 is refused by the server; use a positive number or -1")
-        payload = {"colonyname": colonyname, "timeout": timeout, "availablecpu": available_cpu,
-                   "availablemem": available_mem}
+        payload = assign_payload(colonyname, timeout, available_cpu, available_mem)
         try:
-            reply = self.rpc("assignprocessmsg", payload, prvkey, read_timeout=max(timeout, 0) + self.read_timeout)
+            reply = await self.rpc("assignprocessmsg", payload, prvkey,
+                                   read_timeout=max(timeout, 0) + self.read_timeout)
         except ColoniesError as err:
             if err.status == 404:
                 return None
             raise
         return Process.from_dict(reply)
 
-    def add_log(self, processid: str, message: str, prvkey: str) -> None:
-        self.rpc("addlogmsg", {"processid": processid, "message": message.replace("\x00", LOG_NUL_REPLACEMENT)}, prvkey)
+    async def get_process(self, processid: str, prvkey: str) -> Process:
+        return Process.from_dict(await self.rpc("getprocessmsg", {"processid": processid}, prvkey))
 
-    def set_output(self, processid: str, output: Iterable[Any], prvkey: str) -> None:
-        self.rpc("setoutputmsg", {"processid": processid, "out": list(output)}, prvkey)
+    async def running_on(self, colonyname: str, executorid: str, prvkey: str) -> list[Process]:
+        """Every process RUNNING on this executor (getprocessesmsg stops at 100, colony-wide)."""
+        payload = {"colonyname": colonyname, "executorid": executorid, "seconds": HISTORY_SECONDS, "state": 1}
+        reply = await self.rpc("getprocesshistmsg", payload, prvkey, read_timeout=120)
+        return [p for p in (Process.from_dict(d) for d in reply or []) if p.assignedexecutorid == executorid]
 
-    def close_successful(self, processid: str, prvkey: str, output: Iterable[Any] = ()) -> None:
-        self.rpc("closesuccessfulmsg", {"processid": processid, "out": list(output)}, prvkey)
+    async def get_logs(self, colonyname: str, processid: str, prvkey: str, *, since: int = 0) -> list[LogEntry]:
+        payload = logs_payload(colonyname, processid, since=since)
+        return [LogEntry.from_dict(e) for e in await self.rpc("getlogsmsg", payload, prvkey) or []]
 
-    def close_failed(self, processid: str, errors: Iterable[str], prvkey: str) -> None:
-        self.rpc("closefailedmsg", {"processid": processid, "errors": list(errors)}, prvkey)
+    async def logs_since(self, colonyname: str, processid: str, prvkey: str, since: int) -> list[LogEntry]:
+        """Every log entry of the process newer than `since` (server nanoseconds), oldest first."""
+        entries: list[LogEntry] = []
+        while True:
+            page = await self.get_logs(colonyname, processid, prvkey, since=since)
+            entries.extend(page)
+            if len(page) < MAX_LOGS_PER_READ:
+                return entries
+            since = page[-1].timestamp
 
+    async def add_log(self, processid: str, message: str, prvkey: str) -> None:
+        await self.rpc("addlogmsg", add_log_payload(processid, message), prvkey)
 
-def encode_request(msgtype: str, payload: dict[str, Any], prvkey: str) -> str:
-    """The HTTP body of one signed RPC (the signature covers the base64 text; unsigned when no key)."""
-    message = dict(payload, msgtype=msgtype)
-    encoded = base64.b64encode(json.dumps(message, separators=(",", ":")).encode("utf-8")).decode("ascii")
-    body = {"payloadtype": msgtype, "payload": encoded, "signature": crypto.sign(encoded, prvkey) if prvkey else ""}
-    return json.dumps(body)
+    async def close_successful(self, processid: str, prvkey: str, output: Iterable[Any] = ()) -> None:
+        await self.rpc("closesuccessfulmsg", {"processid": processid, "out": list(output)}, prvkey)
 
-
-def decode_reply(status_code: int, text: str, msgtype: str) -> Any:
-    """The reply's payload, or the typed error it carries."""
-    try:
-        # Some handlers write two error objects back to back; the first one is the real answer.
-        envelope, _ = json.JSONDecoder().raw_decode(text.lstrip())
-        payload = json.loads(base64.b64decode(envelope.get("payload") or "e30="))
-    except (ValueError, AttributeError, TypeError) as err:
-        snippet = text[:200].strip() or "(empty body)"
-        raise error_for_status(status_code, f"unreadable reply: {snippet}", msgtype) from err
-    if envelope.get("error") or status_code != 200:
-        if isinstance(payload, dict):
-            status, message = payload.get("status", status_code), payload.get("message", "")
-        else:
-            status, message = status_code, str(payload)
-        raise error_for_status(int(status), str(message), msgtype)
-    return payload
+    async def close_failed(self, processid: str, errors: Iterable[str], prvkey: str) -> None:
+        await self.rpc("closefailedmsg", {"processid": processid, "errors": list(errors)}, prvkey)

@@ -1,0 +1,167 @@
+"""What the cluster admin's policy admits (pure): whether a ColoniesExecutor may run as its spec asks
+(check_resource, shown in its Allowed condition), the limits and defaults a process meets (limit_for,
+allowed_image_limits, default_for; plan.plan_job applies them), the pod security profile of its Jobs, and whether
+its connection to Colonies is secure (server_security, the Secure condition).
+
+Each admin setting is named in messages as `policy.<key>` (its Helm value too), and each resource setting by its
+spec field, so a refusal says who can change what. The policy itself, as data, is in policy.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..colonies.address import is_cluster_local, is_loopback
+from .config import ExecutorConfig
+from .policy import ANY, DEFAULT_KEYS, LIMIT_KEYS, OperatorPolicy, compare_limit
+from .podsecurity import security_contexts, violations
+
+
+# -- the limits a process meets -----------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """One limit in force for a resource's processes, and who sets it (for the message when it is broken)."""
+
+    value: Any
+    setting: str  # e.g. "spec.processLimits.cpu of ColoniesExecutor ns/name" or "policy.ceiling.cpu"
+    set_by: str   # "the ColoniesExecutor's owner" or "the cluster admin"
+
+    def describe(self) -> str:
+        return f"{self.setting}, set by {self.set_by}"
+
+
+def limit_for(config: ExecutorConfig, field: str) -> Limit | None:
+    """The tighter of the resource's limit and the admin's ceiling for `field` (not allowed_images, see
+    allowed_image_limits); None when neither sets one."""
+    own, ceiling = getattr(config.limits, field), getattr(config.policy.ceiling, field)
+    name = LIMIT_KEYS[field]
+    resource = f"ColoniesExecutor {config.resource_namespace}/{config.resource_name}"
+    own_limit = None if own is None else Limit(own, f"spec.processLimits.{name} of {resource}", "its owner")
+    admin_limit = None if ceiling is None else Limit(ceiling, f"policy.ceiling.{name} of the operator",
+                                                     "the cluster admin")
+    if own_limit is None or admin_limit is None:
+        return own_limit or admin_limit
+    return own_limit if compare_limit(field, own, ceiling) <= 0 else admin_limit
+
+
+def allowed_image_limits(config: ExecutorConfig) -> list[Limit]:
+    """Every image list in force: an image must match one pattern of each."""
+    resource = f"ColoniesExecutor {config.resource_namespace}/{config.resource_name}"
+    found = []
+    if config.policy.ceiling.allowed_images:
+        found.append(Limit(config.policy.ceiling.allowed_images, "policy.ceiling.allowedImages of the operator",
+                           "the cluster admin"))
+    if config.limits.allowed_images:
+        found.append(Limit(config.limits.allowed_images, f"spec.processLimits.allowedImages of {resource}",
+                           "its owner"))
+    return found
+
+
+def default_for(config: ExecutorConfig, field: str) -> Any:
+    """The resource's default for `field`, else the admin's."""
+    own = getattr(config.defaults, field)
+    return own if own is not None else getattr(config.policy.defaults, field)
+
+
+# -- the resource against the policy ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class PolicyViolation:
+    """Something a ColoniesExecutor asks for that the operator policy does not allow; nothing runs for it."""
+
+    reason: str   # a condition reason, CamelCase
+    message: str  # says what was asked, what the policy allows and which setting to change
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+def profile_of(config: ExecutorConfig) -> str:
+    """The pod security profile the resource's Jobs get."""
+    return config.jobs.pod_security_profile or config.policy.default_profile
+
+
+def check_resource(config: ExecutorConfig, policy: OperatorPolicy | None = None) -> list[PolicyViolation]:
+    """Everything in the resource that the policy refuses; empty when it may run. `policy` defaults to the one
+    the config was read under."""
+    policy = policy or config.policy
+    jobs = config.jobs
+    found: list[PolicyViolation] = []
+    if not policy.allows_namespace(jobs.namespace, config.resource_namespace):
+        allowed = ", ".join([config.resource_namespace, *policy.job_namespaces])
+        found.append(PolicyViolation(
+            "JobNamespaceNotAllowed",
+            f"spec.jobs.namespace {jobs.namespace!r} is not allowed: Jobs may run in {allowed}. Remove "
+            f"spec.jobs.namespace, or ask the cluster admin to add {jobs.namespace!r} to policy.jobNamespaces"))
+    if jobs.service_account_name and not (ANY in policy.service_account_names
+                                          or jobs.service_account_name in policy.service_account_names):
+        found.append(PolicyViolation(
+            "ServiceAccountNotAllowed",
+            f"spec.jobs.serviceAccountName {jobs.service_account_name!r} is not allowed: Job pods run as the "
+            f"namespace's default ServiceAccount unless the cluster admin adds the name to "
+            f"policy.serviceAccountNames"))
+    if jobs.automount_service_account_token and not policy.allow_service_account_token:
+        found.append(PolicyViolation(
+            "ServiceAccountTokenNotAllowed",
+            "spec.jobs.automountServiceAccountToken true is not allowed: set it to false, or ask the cluster admin "
+            "to set policy.allowServiceAccountToken"))
+    profile = jobs.pod_security_profile or policy.default_profile
+    if profile not in policy.allowed_profiles:
+        found.append(PolicyViolation(
+            "PodSecurityProfileNotAllowed",
+            f"spec.jobs.podSecurityProfile {profile!r} is not allowed: choose one of "
+            f"{', '.join(policy.allowed_profiles)}, or ask the cluster admin to add {profile!r} to "
+            "policy.podSecurity.allowedProfiles"))
+    else:
+        pod_context, container_context = security_contexts(profile, jobs.pod_security_context, jobs.security_context)
+        broken = violations(profile, pod_context, container_context)
+        if broken:
+            found.append(PolicyViolation(
+                "SecurityContextNotAllowed",
+                f"spec.jobs under the {profile} pod security profile: {'; '.join(broken)}. Remove these settings, "
+                f"or choose a weaker spec.jobs.podSecurityProfile if the cluster admin allows one "
+                f"(policy.podSecurity.allowedProfiles: {', '.join(policy.allowed_profiles)})"))
+    if config.max_concurrent_processes > policy.max_concurrent_processes:
+        found.append(PolicyViolation(
+            "LimitAboveCeiling",
+            f"spec.maxConcurrentProcesses {config.max_concurrent_processes} is above the cluster admin's "
+            f"{policy.max_concurrent_processes}: lower it, or ask the admin to raise policy.maxConcurrentProcesses"))
+    for field, name in LIMIT_KEYS.items():
+        own, ceiling = getattr(config.limits, field), getattr(policy.ceiling, field)
+        if field == "allowed_images" or own is None or ceiling is None:
+            continue
+        if compare_limit(field, own, ceiling) > 0:
+            found.append(PolicyViolation(
+                "LimitAboveCeiling",
+                f"spec.processLimits.{name} {own} is above the cluster admin's ceiling {ceiling}: lower it, or ask "
+                f"the admin to raise policy.ceiling.{name}"))
+    for field, name in DEFAULT_KEYS.items():
+        value = getattr(config.defaults, field)
+        limit = limit_for(dataclasses.replace(config, policy=policy), field)
+        if value is not None and limit is not None and compare_limit(field, value, limit.value) > 0:
+            found.append(PolicyViolation(
+                "DefaultAboveLimit",
+                f"spec.processDefaults.{name} {value} is above the limit {limit.value} ({limit.describe()}): "
+                "lower the default"))
+    return found
+
+
+# -- the connection to Colonies ------------------------------------------------------------------------------------
+
+def server_security(config: ExecutorConfig) -> tuple[bool, str, str]:
+    """(secure, reason, message) for the `Secure` condition: plain HTTP is secure only to this machine or a
+    cluster-local Service name. Colonies requests are signed but not encrypted and can be replayed."""
+    server = config.server
+    where = f"{server.host}:{server.port}"
+    if server.tls:
+        return True, "TLS", f"HTTPS to {where}"
+    if is_loopback(server.host):
+        return True, "Loopback", f"plain HTTP to {where}, which never leaves this machine"
+    if is_cluster_local(server.host, config.policy.cluster_domain):
+        return True, "ClusterLocal", f"plain HTTP to {where}, a cluster-local Service name"
+    return False, "PlainHTTP", (
+        f"plain HTTP to {where}, which may be off this cluster: anyone on the path can read the processes this "
+        "executor runs (their env included) and replay its signed requests to take them. Set spec.server.tls "
+        "true, or use a cluster-local Service name")

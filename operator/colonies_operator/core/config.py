@@ -1,0 +1,233 @@
+"""The ColoniesExecutor spec as a typed, validated configuration object (pure: no I/O).
+
+The CRD schema sets the same defaults and rejects what a schema can express; this module is the second
+line, for what it cannot (and for resources written before a default existed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from ..colonies.address import InvalidHost, check_host
+from .policy import (
+    DEFAULT_POLICY,
+    OperatorPolicy,
+    PolicyError,
+    ProcessDefaults,
+    ProcessLimits,
+    defaults_from_dict,
+    limits_from_dict,
+)
+from .podsecurity import PROFILES
+
+DEFAULT_EXECUTOR_TYPE = "container-executor"
+DEFAULT_FUNCTIONS = ("execute",)
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_GPU_NODE_LABEL = "nvidia.com/gpu.product"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class InvalidSpec(ValueError):
+    """The resource's spec cannot work; the message says what to change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CaBundleRef:
+    kind: str  # "Secret" or "ConfigMap"
+    name: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int = 50080
+    tls: bool = False
+    ca_bundle: CaBundleRef | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobsConfig:
+    namespace: str
+    service_account_name: str = ""
+    automount_service_account_token: bool = False
+    node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    image_pull_secrets: list[str] = dataclasses.field(default_factory=list)
+    image_pull_policy: str = "IfNotPresent"
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    pod_security_profile: str = ""  # empty: the policy's default profile
+    pod_security_context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    security_context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ttl_seconds_after_finished: int = 3600
+    pending_timeout_seconds: int = 300
+    image_pull_grace_seconds: int = 60
+    create_timeout_seconds: int = 300  # Kubernetes not taking a Job for this long fails its process
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuConfig:
+    resource_name: str = DEFAULT_GPU_RESOURCE
+    node_label: str = DEFAULT_GPU_NODE_LABEL
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorConfig:
+    """Everything one ColoniesExecutor resource asks for."""
+
+    resource_namespace: str
+    resource_name: str
+    server: ServerConfig
+    colony_name: str
+    executor_name: str
+    executor_type: str
+    colony_key: SecretKeyRef | None
+    executor_key: SecretKeyRef | None
+    functions: tuple[str, ...]
+    jobs: JobsConfig
+    gpu: GpuConfig
+    max_concurrent_processes: int = 10
+    assign_timeout_seconds: int = 10
+    location_name: str = ""  # the executor's Colonies location: it gets processes for this location, or for none
+    limits: ProcessLimits = ProcessLimits()
+    defaults: ProcessDefaults = ProcessDefaults()
+    policy: OperatorPolicy = DEFAULT_POLICY  # the cluster admin's, which the resource is checked against
+
+
+def _string_map(value: Any, what: str) -> dict[str, str]:
+    value = value or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidSpec(f"{what} must map strings to strings")
+    return dict(value)
+
+
+def _positive(value: Any, what: str, default: int, *, allow_zero: bool = False) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+        raise InvalidSpec(f"{what} must be a {'non-negative' if allow_zero else 'positive'} integer, not {value!r}")
+    return value
+
+
+def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
+                     policy: OperatorPolicy = DEFAULT_POLICY) -> ExecutorConfig:
+    """Validates a ColoniesExecutor spec and fills in defaults. Raises InvalidSpec with a fix-it message.
+    What the admin's `policy` refuses is for admission.check_resource to say."""
+    server = spec.get("server") or {}
+    host = server.get("host")
+    if not host or not isinstance(host, str):
+        raise InvalidSpec("spec.server.host is required: the Colonies server's host name or address")
+    try:
+        check_host(host)
+    except InvalidHost as err:
+        raise InvalidSpec(f"spec.server.host {err}") from None
+    port = server.get("port", 50080)
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise InvalidSpec(f"spec.server.port must be a TCP port (1-65535), not {port!r}")
+    ca_bundle = None
+    ca = server.get("caBundle")
+    if ca:
+        refs = [(kind, ca.get(field)) for kind, field in (("Secret", "secretName"), ("ConfigMap", "configMapName"))
+                if ca.get(field)]
+        if len(refs) != 1:
+            raise InvalidSpec("spec.server.caBundle needs exactly one of secretName or configMapName")
+        ca_bundle = CaBundleRef(refs[0][0], refs[0][1], ca.get("key") or "ca.crt")
+
+    colony_name = spec.get("colonyName")
+    if not colony_name or not isinstance(colony_name, str):
+        raise InvalidSpec("spec.colonyName is required: the colony this executor joins")
+
+    credentials = spec.get("credentials") or {}
+    colony_key = _secret_ref(credentials.get("colonyKeySecret"), "colonyPrvKey", "spec.credentials.colonyKeySecret")
+    executor_key = _secret_ref(credentials.get("executorKeySecret"), "executorPrvKey",
+                               "spec.credentials.executorKeySecret")
+    if bool(colony_key) == bool(executor_key):
+        raise InvalidSpec("spec.credentials needs exactly one of colonyKeySecret (the operator registers its own "
+                          "executor) or executorKeySecret (an executor an admin registered and approved)")
+
+    functions = tuple(spec.get("functions") or DEFAULT_FUNCTIONS)
+    if not all(isinstance(f, str) and f for f in functions):
+        raise InvalidSpec("spec.functions must be a list of function names")
+
+    jobs = spec.get("jobs") or {}
+    job_namespace = jobs.get("namespace") or namespace
+    if not _DNS_LABEL.match(job_namespace):
+        raise InvalidSpec(f"spec.jobs.namespace {job_namespace!r} is not a valid namespace name")
+    pull_policy = jobs.get("imagePullPolicy", "IfNotPresent")
+    if pull_policy not in ("Always", "IfNotPresent", "Never"):
+        raise InvalidSpec("spec.jobs.imagePullPolicy must be Always, IfNotPresent or Never")
+    pull_secrets = jobs.get("imagePullSecrets") or []
+    if not all(isinstance(s, str) for s in pull_secrets):
+        raise InvalidSpec("spec.jobs.imagePullSecrets is a list of Secret names")
+    profile = jobs.get("podSecurityProfile") or ""
+    if profile and profile not in PROFILES:
+        raise InvalidSpec(f"spec.jobs.podSecurityProfile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    for key in ("podSecurityContext", "securityContext"):
+        if not isinstance(jobs.get(key) or {}, dict):
+            raise InvalidSpec(f"spec.jobs.{key} must be an object (a core Kubernetes {key[0].upper()}{key[1:]})")
+    try:
+        limits = limits_from_dict(spec.get("processLimits"), "spec.processLimits")
+        defaults = defaults_from_dict(spec.get("processDefaults"), "spec.processDefaults")
+    except PolicyError as err:
+        raise InvalidSpec(str(err)) from None
+    gpu = spec.get("gpu") or {}
+    location = spec.get("locationName") or ""
+    if not isinstance(location, str) or location != location.strip() or "\x00" in location:
+        raise InvalidSpec(f"spec.locationName must be a location name without surrounding spaces, not {location!r}")
+
+    return ExecutorConfig(
+        resource_namespace=namespace,
+        resource_name=name,
+        server=ServerConfig(host=host, port=port, tls=bool(server.get("tls", False)), ca_bundle=ca_bundle),
+        colony_name=colony_name,
+        executor_name=spec.get("executorName") or name,
+        executor_type=spec.get("executorType") or DEFAULT_EXECUTOR_TYPE,
+        colony_key=colony_key,
+        executor_key=executor_key,
+        functions=functions,
+        jobs=JobsConfig(
+            namespace=job_namespace,
+            service_account_name=jobs.get("serviceAccountName") or "",
+            automount_service_account_token=bool(jobs.get("automountServiceAccountToken", False)),
+            node_selector=_string_map(jobs.get("nodeSelector"), "spec.jobs.nodeSelector"),
+            tolerations=list(jobs.get("tolerations") or []),
+            image_pull_secrets=list(pull_secrets),
+            image_pull_policy=pull_policy,
+            labels=_string_map(jobs.get("labels"), "spec.jobs.labels"),
+            annotations=_string_map(jobs.get("annotations"), "spec.jobs.annotations"),
+            pod_security_profile=profile,
+            pod_security_context=dict(jobs.get("podSecurityContext") or {}),
+            security_context=dict(jobs.get("securityContext") or {}),
+            ttl_seconds_after_finished=_positive(jobs.get("ttlSecondsAfterFinished"),
+                                                 "spec.jobs.ttlSecondsAfterFinished", 3600, allow_zero=True),
+            pending_timeout_seconds=_positive(jobs.get("pendingTimeoutSeconds"), "spec.jobs.pendingTimeoutSeconds", 300),
+            image_pull_grace_seconds=_positive(jobs.get("imagePullGracePeriodSeconds"),
+                                               "spec.jobs.imagePullGracePeriodSeconds", 60, allow_zero=True),
+        ),
+        gpu=GpuConfig(resource_name=gpu.get("resourceName") or DEFAULT_GPU_RESOURCE,
+                      node_label=gpu.get("nodeLabel") or DEFAULT_GPU_NODE_LABEL),
+        max_concurrent_processes=_positive(spec.get("maxConcurrentProcesses"), "spec.maxConcurrentProcesses", 10),
+        assign_timeout_seconds=_positive(spec.get("assignTimeoutSeconds"), "spec.assignTimeoutSeconds", 10),
+        location_name=location,
+        limits=limits,
+        defaults=defaults,
+        policy=policy,
+    )
+
+
+def _secret_ref(value: Any, default_key: str, what: str) -> SecretKeyRef | None:
+    if not value:
+        return None
+    if not isinstance(value, dict) or not value.get("name"):
+        raise InvalidSpec(f"{what}.name is required: the Secret holding the key")
+    return SecretKeyRef(name=value["name"], key=value.get("key") or default_key)

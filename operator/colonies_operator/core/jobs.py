@@ -1,0 +1,181 @@
+"""The Kubernetes Job of one process attempt, and the patches the operator applies to it (pure: no I/O).
+
+- `nodes` becomes an Indexed Job with that many pods running in parallel (the index is in
+  JOB_COMPLETION_INDEX and COLONIES_NODE_INDEX); `processespernode` becomes that many containers per pod
+  (COLONIES_PROCESS_INDEX); `walltime` becomes the Job's activeDeadlineSeconds.
+- Pods get the pod security profile's settings (podsecurity.py), with the resource's own merged over them.
+- backoffLimit is 0: Colonies' maxretries owns retries.
+- The process output: a container may write it to /dev/termination-log (a JSON list, or text that becomes
+  one string); the first container of pod 0 speaks for the process.
+- Every Job carries the labels and annotations a restarted operator finds its work by (names.py), and a
+  finalizer until its process is closed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..colonies.models import Process
+from .admission import profile_of
+from .config import ExecutorConfig
+from .names import (
+    ANNOTATION_ATTEMPT,
+    ANNOTATION_EXECUTOR,
+    ANNOTATION_EXECUTOR_ID,
+    ANNOTATION_OUTCOME,
+    ANNOTATION_PROCESS_ID,
+    JOB_FINALIZER,
+    JOB_STATE_ACTIVE,
+    JOB_STATE_CLOSED,
+    LABEL_EXECUTOR_ID,
+    LABEL_JOB_STATE,
+    LABEL_MANAGED_BY,
+    LABEL_PROCESS_ID,
+    MANAGED_BY,
+    ProcessOutcome,
+    job_name,
+    label_value,
+)
+from .plan import INPUT_ENV, InvalidProcess, JobPlan
+from .podsecurity import security_contexts
+
+TERMINATION_LOG = "/dev/termination-log"
+# etcd stores objects up to 1.5 MiB; the whole Job (every container's command and env) stays well below.
+MAX_JOB_BYTES = 900 * 1024
+
+
+def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_id: str) -> dict[str, Any]:
+    """The batch/v1 Job for one attempt of a process. Raises InvalidProcess when it is too big to store."""
+    pid = process.processid
+    name = job_name(pid, process.retries)
+    labels = dict(config.jobs.labels)
+    labels.update({
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_EXECUTOR_ID: label_value(executor_id),
+        LABEL_PROCESS_ID: label_value(pid),
+    })
+    pod_labels = dict(labels)
+    labels[LABEL_JOB_STATE] = JOB_STATE_ACTIVE
+    annotations = dict(config.jobs.annotations)
+    annotations.update({
+        ANNOTATION_PROCESS_ID: pid,
+        ANNOTATION_EXECUTOR_ID: executor_id,
+        ANNOTATION_EXECUTOR: f"{config.resource_namespace}/{config.resource_name}",
+        ANNOTATION_ATTEMPT: str(process.retries),
+    })
+
+    resources: dict[str, dict[str, str]] = {}
+    if plan.cpu:
+        resources.setdefault("requests", {})["cpu"] = plan.cpu
+        resources.setdefault("limits", {})["cpu"] = plan.cpu
+    if plan.memory:
+        resources.setdefault("requests", {})["memory"] = plan.memory
+        resources.setdefault("limits", {})["memory"] = plan.memory
+    if plan.ephemeral_storage:
+        resources.setdefault("requests", {})["ephemeral-storage"] = plan.ephemeral_storage
+        resources.setdefault("limits", {})["ephemeral-storage"] = plan.ephemeral_storage
+    if plan.gpus:
+        resources.setdefault("limits", {})[config.gpu.resource_name] = str(plan.gpus)
+    pod_context, container_context = security_contexts(profile_of(config), config.jobs.pod_security_context,
+                                                       config.jobs.security_context)
+
+    base_env = [{"name": k, "value": v} for k, v in sorted(plan.env.items())]
+    base_env += [
+        {"name": "COLONIES_PROCESS_ID", "value": pid},
+        {"name": INPUT_ENV, "value": plan.input_json},
+        {"name": "COLONIES_NODES", "value": str(plan.nodes)},
+        {"name": "COLONIES_PROCESSES_PER_NODE", "value": str(plan.processes_per_node)},
+        {"name": "COLONIES_NODE_INDEX", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+    ]
+    containers = []
+    for index, container_name in enumerate(plan.container_names):
+        container: dict[str, Any] = {
+            "name": container_name,
+            "image": plan.image,
+            "imagePullPolicy": plan.image_pull_policy or config.jobs.image_pull_policy,
+            "command": list(plan.command),
+            "env": base_env + [{"name": "COLONIES_PROCESS_INDEX", "value": str(index)}],
+            "terminationMessagePath": TERMINATION_LOG,
+            "terminationMessagePolicy": "File",
+        }
+        if resources:
+            container["resources"] = json.loads(json.dumps(resources))
+        if container_context:
+            container["securityContext"] = json.loads(json.dumps(container_context))
+        containers.append(container)
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": containers,
+        "automountServiceAccountToken": config.jobs.automount_service_account_token,
+        "enableServiceLinks": False,
+    }
+    node_selector = dict(config.jobs.node_selector)
+    if plan.gpu_name:
+        node_selector[config.gpu.node_label] = plan.gpu_name
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    if config.jobs.tolerations:
+        pod_spec["tolerations"] = list(config.jobs.tolerations)
+    if config.jobs.service_account_name:
+        pod_spec["serviceAccountName"] = config.jobs.service_account_name
+    if config.jobs.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in config.jobs.image_pull_secrets]
+    if pod_context:
+        pod_spec["securityContext"] = pod_context
+
+    job_spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": plan.nodes,
+        "parallelism": plan.nodes,
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": pod_labels, "annotations": {ANNOTATION_PROCESS_ID: pid}},
+                     "spec": pod_spec},
+    }
+    if plan.walltime:
+        job_spec["activeDeadlineSeconds"] = plan.walltime
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": config.jobs.namespace, "labels": labels, "annotations": annotations,
+                     "finalizers": [JOB_FINALIZER]},
+        "spec": job_spec,
+    }
+    size = len(json.dumps(job, separators=(",", ":")).encode())
+    if size > MAX_JOB_BYTES:
+        raise InvalidProcess(f"the Job would be {size // 1024} KiB, over the {MAX_JOB_BYTES // 1024} KiB the cluster "
+                             f"stores ({plan.containers_total} containers, each with the command and env): pass "
+                             "large inputs through a file or object store, or use fewer processes per node")
+    return job
+
+
+def debug_log(plan: JobPlan, job: dict[str, Any]) -> str:
+    """With kwargs debug true: what the executor did, for the process log (the official executors' debug lines
+    start with "ColonyOS: " too)."""
+    meta, pod = job["metadata"], job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    lines = [f"Job {meta['namespace']}/{meta['name']}: {plan.nodes} pod(s) of {plan.processes_per_node} "
+             f"container(s), image {plan.image} (imagePullPolicy {container['imagePullPolicy']})",
+             f"command: {json.dumps(plan.command)}"]
+    resources = container.get("resources", {}).get("limits")
+    if resources:
+        lines.append(f"limits: {json.dumps(resources, sort_keys=True)}")
+    if pod.get("nodeSelector"):
+        lines.append(f"nodeSelector: {json.dumps(pod['nodeSelector'], sort_keys=True)}")
+    if plan.walltime:
+        lines.append(f"activeDeadlineSeconds: {plan.walltime}")
+    lines.append(f"{INPUT_ENV}: {plan.input_json[:500]}")
+    return "".join(f"ColonyOS: {line}\n" for line in lines)
+
+
+def release_patch(outcome: ProcessOutcome | None) -> dict[str, Any]:
+    """A strategic merge patch that drops the operator's finalizer and, with an outcome, labels the Job closed
+    (the watches then stop carrying it)."""
+    metadata: dict[str, Any] = {"$deleteFromPrimitiveList/finalizers": [JOB_FINALIZER]}
+    if outcome is not None:
+        metadata["labels"] = {LABEL_JOB_STATE: JOB_STATE_CLOSED}
+        metadata["annotations"] = {ANNOTATION_OUTCOME: outcome.value}
+    return {"metadata": metadata}

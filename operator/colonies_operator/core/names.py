@@ -1,0 +1,81 @@
+"""The names the operator shares with the cluster (pure: no I/O).
+
+The API group and the custom resource, the labels and annotations on every Job, the Job's name for a process
+attempt, and the enums of outcomes and failure reasons. A restarted operator finds its work by these names
+alone, so they never change meaning.
+"""
+
+from __future__ import annotations
+
+import enum
+
+GROUP, VERSION, PLURAL, KIND = "colonyos.io", "v1alpha1", "coloniesexecutors", "ColoniesExecutor"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "colonies-operator"
+LABEL_EXECUTOR_ID = f"{GROUP}/executor-id"
+LABEL_PROCESS_ID = f"{GROUP}/process-id"
+ANNOTATION_PROCESS_ID = f"{GROUP}/process-id"
+ANNOTATION_EXECUTOR_ID = f"{GROUP}/executor-id"
+ANNOTATION_EXECUTOR = f"{GROUP}/executor"
+ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
+# Active while the process runs; the operator sets it to closed once the process is closed in Colonies, and
+# its watches select active Jobs only, so finished Jobs kept for `kubectl logs` cost nothing.
+LABEL_JOB_STATE = f"{GROUP}/state"
+JOB_STATE_ACTIVE, JOB_STATE_CLOSED = "active", "closed"
+# Holds a Job (TTL cleanup, a person's kubectl delete) until its process is closed in Colonies, so a Job
+# can never vanish unseen: a RUNNING process with no Job was never started, and is started.
+JOB_FINALIZER = f"{GROUP}/close-process"
+# On a closed Job: how its process ended in Colonies (succeeded or failed), for people reading the Job.
+ANNOTATION_OUTCOME = f"{GROUP}/outcome"
+FINALIZER = f"{GROUP}/executor-cleanup"
+OWN_KEY_FIELD = "executorPrvKey"
+
+# The Job controller's own labels and annotations.
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+LABEL_VALUE_LIMIT = 63  # characters in a label value
+
+
+def job_name(process_id: str, attempt: int) -> str:
+    """Deterministic: the same process attempt always maps to the same Job."""
+    return f"colonies-{process_id[:32].lower()}-{attempt}"
+
+
+def label_value(value: str) -> str:
+    """Ids are 64 hex characters, longer than a label value may be; labels carry a prefix, annotations
+    the whole id."""
+    return value[:LABEL_VALUE_LIMIT]
+
+
+def owned_selector(executor_id: str | None = None) -> str:
+    """The label selector of the Jobs and pods of this operator (of one executor, when given)."""
+    selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    return f"{selector},{LABEL_EXECUTOR_ID}={label_value(executor_id)}" if executor_id else selector
+
+
+def own_key_secret(resource_name: str) -> str:
+    """The Secret holding the executor key the operator generated for a resource."""
+    return f"{resource_name}-executor-key"
+
+
+class ProcessOutcome(str, enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class FailureReason(str, enum.Enum):
+    """Why a process failed; a bounded set, used as a metrics label."""
+
+    EXIT_CODE = "exit_code"
+    OOM = "oom"
+    DEADLINE = "deadline"
+    IMAGE_PULL = "image_pull"
+    UNSCHEDULABLE = "unschedulable"
+    EVICTED = "evicted"
+    INVALID = "invalid"
+    JOB_REFUSED = "job_refused"
+    JOB_DELETED = "job_deleted"
+    OTHER = "other"

@@ -1,2 +1,0 @@
-"""Developer tooling shipped with the package: a private Colonies server for the demo, benchmarks and tests.
-Never imported by the operator itself."""
