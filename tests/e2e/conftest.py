@@ -165,9 +165,16 @@ def tutorial_spec(colony: Colony, cmd: str = "echo hello world", executor_type: 
 
 
 def wait_final(colony: Colony, process_id: str, timeout: float = 120) -> Process:
+    """The process once it is closed. Colonies stores a failed process's state before its errors, so a FAILED one
+    is read again until its errors are there too."""
     client_: ColoniesClient = colony.client
-    return wait_for(lambda: (p := client_.get_process(process_id, colony.user_prvkey)).state in FINAL_STATES and p,
-                    timeout, 0.3, f"process {process_id} to finish")
+
+    def final() -> Process | None:
+        process = client_.get_process(process_id, colony.user_prvkey)
+        if process.state not in FINAL_STATES or (process.state == ProcessState.FAILED and not process.errors):
+            return None
+        return process
+    return wait_for(final, timeout, 0.3, f"process {process_id} to finish")
 
 
 def log_text(colony: Colony, process_id: str) -> str:

@@ -50,12 +50,9 @@ def test_a_process_failed_or_requeued_by_colonies_loses_its_job(operator, execut
     wait_for(lambda: first_job not in [j.metadata.name for j in jobs_and_pods(kube_api, namespace,
                                                                              process.processid)[0]],
              20, 0.3, "the first attempt's Job deleted after Colonies re-queued it")
-    final = wait_final(colony, process.processid, timeout=60)
+    final = wait_final(colony, process.processid, timeout=60)  # its errors included
     assert final.state == ProcessState.FAILED and final.retries == 1
-    # Colonies writes the state, then the errors (two statements, no transaction): read them once written.
-    errors = wait_for(lambda: colony.client.get_process(process.processid, colony.user_prvkey).errors, 5, 0.2,
-                      "Colonies' errors on the failed process")
-    assert "Maximum execution time limit exceeded" in errors
+    assert "Maximum execution time limit exceeded" in final.errors
     wait_for(lambda: jobs_and_pods(kube_api, namespace, process.processid) == ([], []), 10, 0.3,
              "no Job left once Colonies failed the process")
 
