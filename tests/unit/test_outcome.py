@@ -32,6 +32,12 @@ def pod(phase="Running", containers=(), scheduled=None, created=10, index="0"):
                          "annotations": {"batch.kubernetes.io/job-completion-index": index}}, "status": status}
 
 
+def with_init(pod_, *statuses):
+    """A pod with a template's init containers (native sidecars too) in its status."""
+    pod_["status"]["initContainerStatuses"] = list(statuses)
+    return pod_
+
+
 def terminated(name, code, reason="Error", message=None):
     return {"name": name, "image": "img", "state": {"terminated": {"exitCode": code, "reason": reason,
                                                                    "message": message}}}
@@ -107,6 +113,27 @@ CASES = [
     Case("a running container is running", job(), [pod("Running", [{"name": "main", "state": {"running": {}}}])],
          "running"),
     Case("a Job with no pod yet is pending", job(), [], "pending"),
+    Case("an init container that fails is reported as such, the process never having run",
+         job([("Failed", "BackoffLimitExceeded", "")]),
+         [with_init(pod("Failed", [waiting("main", "PodInitializing")]), terminated("prepare", 2))], "failed",
+         reason=FailureReason.OTHER, error="init container prepare in pod 0 exited with code 2 (Error)"),
+    Case("a native sidecar stopped when the process failed is not reported as a failure",
+         job([("Failed", "BackoffLimitExceeded", "")]),
+         [with_init(pod("Failed", [terminated("main", 3)]), terminated("uploader", 143))], "failed",
+         reason=FailureReason.EXIT_CODE, error="container main in pod 0 exited with code 3"),
+    Case("a native sidecar stopped when the process succeeded leaves the process a success",
+         job([("Complete", "", "")]),
+         [with_init(pod("Succeeded", [terminated("main", 0, "Completed", '["done"]')]),
+                    terminated("uploader", 143))],
+         "succeeded", output=("done",)),
+    Case("an init container whose image cannot be pulled fails after the grace period",
+         job(), [with_init(pod("Pending", [waiting("main", "PodInitializing")], created=30),
+                           waiting("prepare", "ImagePullBackOff"))], "failed",
+         reason=FailureReason.IMAGE_PULL, error="for container prepare in pod 0 cannot be pulled", grace=20),
+    Case("an init container whose Secret is missing fails after the grace period, with the kubelet's words",
+         job(), [with_init(pod("Pending", [waiting("main", "PodInitializing")], created=90),
+                           waiting("prepare", "CreateContainerConfigError", 'secret "api-token" not found'))],
+         "failed", error='container prepare in pod 0 cannot start (CreateContainerConfigError): secret "api-token"'),
 ]
 
 
