@@ -250,6 +250,10 @@ def test_examples_hold_placeholders_not_keys():
     ("jobs.pendingTimeoutSeconds", 0),
     ("jobs.imagePullGracePeriodSeconds", -1),
     ("jobs.podSecurityContext", "restricted"),
+    ("jobs.podTemplate", [{"name": "main"}]),
+    ("jobs.podTemplate", {"spec": {"volumes": {"name": "v"}}}),
+    ("jobs.podTemplate", {"metadata": {"labels": {"n": 1}}}),
+    ("jobs.priorityClassName", 7),
     ("credentials.colonyKeySecret", {"key": "colonyPrvKey"}),
 ])
 def test_schema_rejects_wrong_values(path, value):
