@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import subprocess
 from typing import Any, Iterator
 
 import pytest
@@ -168,3 +169,16 @@ def test_a_secret_from_the_template_is_in_no_log_and_not_in_the_status_even_with
               "the Job": json.dumps(job)}
     assert [where for where, content in places.items() if token in content] == []
     assert "ColonyOS: " in places["the process log"] and places["the operator log"], "the places checked hold text"
+
+
+def test_kubectl_explain_documents_the_pod_template(kube_cluster, crd):
+    def explain(field: str) -> str:
+        return subprocess.run(["kubectl", "--kubeconfig", kube_cluster.kubeconfig, "explain",
+                               f"coloniesexecutors.spec.jobs.{field}"], check=True, capture_output=True,
+                              text=True).stdout
+
+    text = explain("podTemplate")
+    assert "PodTemplateSpec" in text and "PodTemplate condition" in text, text
+    assert "native sidecar" in explain("podTemplate.spec.initContainers")
+    assert "policy.volumeTypes" in explain("podTemplate.spec.volumes")
+    assert "shortcut" in explain("priorityClassName")

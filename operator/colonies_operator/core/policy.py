@@ -3,7 +3,8 @@
 The policy is the operator's, not a resource's: the chart renders it from its `policy` values into a file the
 operator reads at start (`colonies-operator run --policy-file`). Without a file the defaults below apply, and
 they are the safe ones: Jobs only in the resource's own namespace, no chosen service account, no API token, the
-baseline pod security profile, and requests, limits and a deadline on every process. Each key of the file is
+baseline pod security profile, pod template volumes of the restricted profile's types only, and requests, limits
+and a deadline on every process. Each key of the file is
 named in messages as `policy.<key>`, which is also its Helm value.
 
 Here: the limits and defaults of a process (a resource's spec.processLimits and spec.processDefaults, or the
