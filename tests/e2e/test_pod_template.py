@@ -150,6 +150,17 @@ def test_a_template_the_policy_refuses_makes_the_resource_not_allowed_and_nothin
         assert jobs_and_pods_anywhere(kube_api, process_id) == [], name
 
 
+def test_a_volume_whose_configmap_does_not_exist_fails_the_process_after_the_pending_timeout_saying_so(
+        operator, executors, colony, kube_api, namespace):
+    template = {"spec": {"volumes": [{"name": "config", "configMap": {"name": "not-created"}}],
+                         "containers": [{"name": "main", "volumeMounts": [{"name": "config", "mountPath": "/c"}]}]}}
+    executors.create_ready("cluster", jobs={"podTemplate": template, "pendingTimeoutSeconds": 5})
+    process = colony.client.submit(tutorial_spec(colony), colony.user_prvkey)
+    final = wait_final(colony, process.processid, timeout=60)
+    assert final.state == ProcessState.FAILED
+    assert "did not start within 5s: its volumes could not be mounted" in final.errors[0], final.errors
+
+
 def test_a_secret_from_the_template_is_in_no_log_and_not_in_the_status_even_with_debug(
         operator, executors, colony, kube_api, namespace, token):
     executors.create_ready("cluster", jobs={"podTemplate": {"spec": {"containers": [{"name": "main",

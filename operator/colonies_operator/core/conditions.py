@@ -85,5 +85,5 @@ def kube_refusal_hint(status: int | None, namespace: str) -> str:
     if status == 404:
         return f"create namespace {namespace}, or change spec.jobs.namespace"
     if status == 422:
-        return "fix spec.jobs (labels, annotations, securityContext, tolerations, nodeSelector)"
+        return "fix spec.jobs (labels, annotations, securityContext, tolerations, nodeSelector, podTemplate)"
     return "see the message"

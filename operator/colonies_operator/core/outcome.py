@@ -175,6 +175,16 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                            reason=_failure_kind([pod]))
         any_running = any_running or phase in ("Running", "Succeeded")
         scheduled = _condition(pod, "PodScheduled")
+        sandbox = _condition(pod, "PodReadyToStartContainers")
+        if (phase == "Pending" and sandbox and sandbox.get("status") == "False"
+                and (scheduled or {}).get("status") == "True"):
+            # The kubelet sets up volumes before the sandbox: a ConfigMap, Secret or claim a pod template names
+            # that does not exist keeps the pod here, with the reason only in its events.
+            since = _time(sandbox.get("lastTransitionTime")) or created
+            if (now - since).total_seconds() >= pending_timeout:
+                errors.append(f"{_pod_label(pod)} did not start within {pending_timeout}s: its volumes could not be "
+                              "mounted (a ConfigMap, Secret or PersistentVolumeClaim that does not exist?) or its "
+                              "sandbox not created; kubectl describe pod shows the kubelet's events")
         if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
             since = _time(scheduled.get("lastTransitionTime")) or created
             pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or since
@@ -227,5 +237,8 @@ def recheck_after(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datet
         if (pod.get("status") or {}).get("phase") == "Pending":
             limits.append(pod_created + dt.timedelta(seconds=pending_timeout))
             limits.append(pod_created + dt.timedelta(seconds=image_pull_grace))
+            sandbox = _time((_condition(pod, "PodReadyToStartContainers") or {}).get("lastTransitionTime"))
+            if sandbox:
+                limits.append(sandbox + dt.timedelta(seconds=pending_timeout))
     future = [(limit - now).total_seconds() for limit in limits if limit > now]
     return max(0.5, min(future) + 0.5) if future else None

@@ -98,6 +98,11 @@ def check_template(template: Any) -> dict[str, Any]:
     TemplateError naming the field."""
     if not template:
         return {}
+    _check(template)
+    return copy.deepcopy(template)
+
+
+def _check(template: Any) -> None:
     if not isinstance(template, dict):
         raise TemplateError(f"{TEMPLATE} must be an object: a PodTemplateSpec, with metadata and spec")
     unknown = sorted(set(template) - {"metadata", "spec"})
@@ -128,7 +133,6 @@ def check_template(template: Any) -> dict[str, Any]:
             raise TemplateError(f"{path} must be an object")
     _check_main(_objects(spec.get("containers"), f"{TEMPLATE}.spec.containers", "name"))
     _check_init_containers(_objects(spec.get("initContainers"), f"{TEMPLATE}.spec.initContainers", "name"))
-    return copy.deepcopy(template)
 
 
 def _check_main(containers: list[dict[str, Any]]) -> None:
@@ -251,7 +255,7 @@ def merge_pod_template(template: dict[str, Any], metadata: dict[str, Any], spec:
     """`template` (checked by check_template) merged under the operator's pod `metadata` and `spec`.
     `container_defaults`: the security context the operator gives its containers, under each init container's
     own."""
-    check_template(template)
+    _check(template)
     ignored: list[str] = []
     merged_metadata, merged_spec = copy.deepcopy(metadata), copy.deepcopy(spec)
     for key, value in (template.get("metadata") or {}).items():
