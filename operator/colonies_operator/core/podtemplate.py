@@ -47,8 +47,8 @@ _TAKEN = ("priorityClassName", "runtimeClassName", "dnsPolicy", "dnsConfig", "sc
 _OPERATORS = ("restartPolicy", "activeDeadlineSeconds", "automountServiceAccountToken", "enableServiceLinks",
               "priority", "overhead", "resources", "serviceAccount")
 _REFUSED = {
-    "nodeName": "binds every pod to one node past the scheduler: use nodeSelector or affinity",
-    "ephemeralContainers": "are added to running pods for debugging (kubectl debug), never created with them",
+    "nodeName": "it would bind every pod to one node past the scheduler: use nodeSelector or affinity",
+    "ephemeralContainers": "they are added to running pods for debugging (kubectl debug), never created with them",
 }
 _POD_FIELDS = (*_ADDED_LISTS, *_ADDED_MAPS, *_UNDER, *_TAKEN, *_OPERATORS, "containers", "initContainers")
 
@@ -107,8 +107,8 @@ def _check(template: Any) -> None:
         raise TemplateError(f"{TEMPLATE} must be an object: a PodTemplateSpec, with metadata and spec")
     unknown = sorted(set(template) - {"metadata", "spec"})
     if unknown:
-        hint = (f"; pod fields such as {unknown[0]} go under {TEMPLATE}.spec" if set(unknown) & set(_POD_FIELDS)
-                else "")
+        pod_fields = [field for field in unknown if field in _POD_FIELDS]
+        hint = f"; pod fields such as {pod_fields[0]} go under {TEMPLATE}.spec" if pod_fields else ""
         raise TemplateError(f"{TEMPLATE} takes metadata and spec (a PodTemplateSpec), not {', '.join(unknown)}{hint}")
     metadata = template.get("metadata") or {}
     if not isinstance(metadata, dict):
@@ -121,7 +121,7 @@ def _check(template: Any) -> None:
     for field, value in spec.items():
         path = f"{TEMPLATE}.spec.{field}"
         if field in _REFUSED:
-            raise TemplateError(f"{path} cannot be set: it {_REFUSED[field]}")
+            raise TemplateError(f"{path} cannot be set: {_REFUSED[field]}")
         if field not in _POD_FIELDS:
             raise TemplateError(f"{path} is not a pod field a template may set here (see kubectl explain "
                                 f"coloniesexecutors.spec.jobs.podTemplate.spec): remove it")
