@@ -55,7 +55,8 @@ COMBINATIONS: dict[str, Callable[[str, list[str]], dict[str, Any]]] = {
     "no metrics, plain verbose logs": lambda ns, more: {"metrics": {"enabled": False},
                                                         "logging": {"format": "plain", "verbose": True}},
     "executors": lambda ns, more: {"watchNamespaces": [ns, more[0]], "executors": [
-        executor("by-colony-key", credentials={"colonyKeySecret": {"name": "colonies-colony-key"}}),
+        executor("by-colony-key", credentials={"colonyKeySecret": {"name": "colonies-colony-key"}},
+                 jobs={"priorityClassName": "batch-low", "podTemplate": POD_TEMPLATE}),
         executor("by-executor-key", credentials={"executorKeySecret": {"name": "executor-key", "key": "prv"}},
                  executorName="k8s-gpu", maxConcurrentProcesses=4,
                  jobs={"namespace": more[0], "ttlSecondsAfterFinished": 600,
@@ -79,6 +80,17 @@ COMBINATIONS: dict[str, Callable[[str, list[str]], dict[str, Any]]] = {
     },
 }
 NAMESPACES = ["release-ns", "second-ns", "third-ns"]
+# A pod template with one of each kind of field (the README's examples).
+POD_TEMPLATE = {
+    "metadata": {"labels": {"team": "science"}},
+    "spec": {"volumes": [{"name": "dataset", "persistentVolumeClaim": {"claimName": "imagenet", "readOnly": True}}],
+             "containers": [{"name": "main", "env": [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {
+                 "name": "api-token", "key": "token"}}}], "volumeMounts": [{"name": "dataset", "mountPath": "/data"}]}],
+             "initContainers": [{"name": "uploader", "image": "busybox:1.35", "restartPolicy": "Always"}],
+             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                 {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["gpu"]}]}]}}},
+             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+}
 STRICT_POLICY = {
     "serviceAccountNames": ["runner"], "allowServiceAccountToken": False,
     "podSecurity": {"defaultProfile": "restricted", "allowedProfiles": ["restricted"]},
@@ -87,6 +99,7 @@ STRICT_POLICY = {
                 "gpus": 0, "nodes": 2, "processesPerNode": 2, "containersPerProcess": 4, "walltimeSeconds": 3600},
     "defaults": {"cpu": "250m", "memory": "512Mi", "ephemeralStorage": "1Gi", "walltimeSeconds": 600},
     "clusterDomain": "corp.local",
+    "volumeTypes": ["persistentVolumeClaim", "nfs"],
 }
 
 
@@ -123,8 +136,12 @@ def test_values_yaml_satisfies_the_schema_and_the_schema_is_closed_everywhere():
             for i, child in enumerate(node):
                 yield from open_objects(child, f"{path}/{i}")
 
-    # The CRD's podSecurityContext and securityContext keep unknown fields: the API server checks them.
-    assert [p for p in open_objects(schema, "") if not p.endswith(("/podSecurityContext", "/securityContext"))] == []
+    # The CRD's podSecurityContext and securityContext keep unknown fields: the API server checks them. So does the
+    # pod template: a field it does not list reaches the operator, which refuses it by name (rather than the API
+    # server dropping it unseen).
+    kept_open = ("/podSecurityContext", "/securityContext", "/podTemplate", "/podTemplate/properties/metadata",
+                 "/podTemplate/properties/spec")
+    assert [p for p in open_objects(schema, "") if not p.endswith(kept_open)] == []
 
 
 def test_every_value_in_values_yaml_has_a_comment():
@@ -172,6 +189,7 @@ def test_every_value_in_values_yaml_has_a_comment():
     ({"policy": {"ceiling": {"memory": "1.5Gi"}}}, "does not match"),
     ({"policy": {"podSecurity": {"defaultProfile": "root"}}}, "value must be one of"),
     ({"policy": {"jobNamespaces": ["Kube_System"]}}, "jobNamespaces"),
+    ({"policy": {"volumeTypes": ["host-path"]}}, "volumeTypes"),
 ])
 def test_the_schema_rejects_typos_and_secrets(values, message):
     with pytest.raises(AssertionError) as failure:
@@ -316,6 +334,7 @@ def test_policy_values_become_the_operators_policy_and_null_means_no_limit():
     assert (policy.ceiling.cpu, policy.ceiling.gpus, policy.ceiling.containers_per_process) == ("2", 0, 4)
     assert (policy.defaults.memory, policy.defaults.walltime_seconds) == ("512Mi", 600)
     assert policy.cluster_domain == "corp.local" and policy.max_concurrent_processes == 20
+    assert policy.volume_types == ("persistentVolumeClaim", "nfs")
     data, _ = rendered_policy({"policy": {"ceiling": {"containersPerProcess": None},
                                           "defaults": {"walltimeSeconds": None}}})
     assert data["ceiling"]["containersPerProcess"] is None, "every key is written out: null is no limit"
@@ -349,6 +368,7 @@ def test_executors_are_rendered_as_given_in_their_namespaces():
     assert (first["metadata"]["namespace"], second["metadata"]["namespace"]) == ("release-ns", "second-ns")
     assert second["spec"]["credentials"] == {"executorKeySecret": {"name": "executor-key", "key": "prv"}}
     assert second["spec"]["jobs"]["namespace"] == "second-ns"
+    assert first["spec"]["jobs"] == {"priorityClassName": "batch-low", "podTemplate": POD_TEMPLATE}
 
 
 # -- against the API server -------------------------------------------------------------------------------------

@@ -205,6 +205,29 @@ def test_examples_validate_against_the_schema_and_config():
         cfg.config_from_spec(spec, namespace="default", name=doc["metadata"]["name"])
 
 
+def _readme_pod_template_examples() -> list[dict[str, Any]]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Shaping the Job pods", 1)[1].split("\n## ", 1)[0]
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+
+
+def test_the_readmes_pod_template_examples_are_valid_allowed_and_merged():
+    """Each README example of spec.jobs.podTemplate passes the CRD schema and the operator, the default policy
+    allows it, and nothing in it is ignored."""
+    from colonies_operator.core.admission import check_resource, template_condition
+
+    examples = _readme_pod_template_examples()
+    assert len(examples) == 4
+    validator = _validator()
+    for fragment in examples:
+        spec = {**copy.deepcopy(MINIMAL_SPEC), **fragment}
+        errors = [e.message for e in validator.iter_errors({"spec": spec})]
+        assert errors == [], fragment
+        conf = cfg.config_from_spec(_apply_defaults(_schema()["properties"]["spec"], spec), namespace="ns", name="n")
+        assert check_resource(conf) == [], fragment
+        assert template_condition(conf)[:2] == (True, "Merged"), fragment
+
+
 def test_examples_hold_placeholders_not_keys():
     for path in EXAMPLES.iterdir():
         assert not re.search(r"\b[0-9a-fA-F]{64}\b", path.read_text()), f"{path.name} looks like it holds a key"
@@ -250,6 +273,10 @@ def test_examples_hold_placeholders_not_keys():
     ("jobs.pendingTimeoutSeconds", 0),
     ("jobs.imagePullGracePeriodSeconds", -1),
     ("jobs.podSecurityContext", "restricted"),
+    ("jobs.podTemplate", [{"name": "main"}]),
+    ("jobs.podTemplate", {"spec": {"volumes": {"name": "v"}}}),
+    ("jobs.podTemplate", {"metadata": {"labels": {"n": 1}}}),
+    ("jobs.priorityClassName", 7),
     ("credentials.colonyKeySecret", {"key": "colonyPrvKey"}),
 ])
 def test_schema_rejects_wrong_values(path, value):

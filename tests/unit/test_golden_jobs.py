@@ -42,6 +42,24 @@ CASES = {
                              "serviceAccountName": "", "imagePullSecrets": ["registry-creds"]}},
                    {"kwargs": {"docker-image": "busybox:1.35", "cmd": "id", "rebuild-image": True},
                     "conditions": {"nodes": 1, "processespernode": 1}}),
+    # a pod template: a dataset, a token from a Secret, a GPU pool by affinity, a sidecar, a priority class; its
+    # attempt to replace the image and command of main is ignored
+    "pod-template": ({"jobs": {"priorityClassName": "batch-low", "podTemplate": {
+        "metadata": {"labels": {"team": "science"}},
+        "spec": {"volumes": [{"name": "dataset", "persistentVolumeClaim": {"claimName": "imagenet", "readOnly": True}},
+                             {"name": "results", "emptyDir": {}}],
+                 "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                     {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["gpu"]}]}]}}},
+                 "containers": [{"name": "main", "image": "evil:1", "command": ["sh"],
+                                 "env": [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api-token",
+                                                                                              "key": "token"}}}],
+                                 "volumeMounts": [{"name": "dataset", "mountPath": "/data", "readOnly": True},
+                                                  {"name": "results", "mountPath": "/results"}]}],
+                 "initContainers": [{"name": "uploader", "image": "registry.example.org/uploader:1",
+                                     "restartPolicy": "Always", "args": ["--watch", "/results"],
+                                     "volumeMounts": [{"name": "results", "mountPath": "/results"}]}]}}}},
+                     {"kwargs": {"docker-image": "busybox:1.35", "cmd": "train --data /data --out /results"},
+                      "conditions": {"nodes": 1, "processespernode": 2, "cpu": "1000m", "mem": "1Gi"}}),
 }
 
 

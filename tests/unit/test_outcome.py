@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from colonies_operator.core.names import FailureReason
-from colonies_operator.core.outcome import outcome_of, output_from_termination_message
+from colonies_operator.core.outcome import outcome_of, output_from_termination_message, recheck_after
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -30,6 +30,20 @@ def pod(phase="Running", containers=(), scheduled=None, created=10, index="0"):
                                      "message": scheduled, "lastTransitionTime": ago(created)})
     return {"metadata": {"name": f"p{index}", "creationTimestamp": ago(created),
                          "annotations": {"batch.kubernetes.io/job-completion-index": index}}, "status": status}
+
+
+def with_init(pod_, *statuses):
+    """A pod with a template's init containers (native sidecars too) in its status."""
+    pod_["status"]["initContainerStatuses"] = list(statuses)
+    return pod_
+
+
+def not_started(pod_, seconds):
+    """A scheduled pod whose sandbox has not been set up for `seconds` (a volume that cannot be mounted)."""
+    pod_["status"]["conditions"] += [{"type": "PodScheduled", "status": "True"},
+                                     {"type": "PodReadyToStartContainers", "status": "False",
+                                      "lastTransitionTime": ago(seconds)}]
+    return pod_
 
 
 def terminated(name, code, reason="Error", message=None):
@@ -107,6 +121,33 @@ CASES = [
     Case("a running container is running", job(), [pod("Running", [{"name": "main", "state": {"running": {}}}])],
          "running"),
     Case("a Job with no pod yet is pending", job(), [], "pending"),
+    Case("an init container that fails is reported as such, the process never having run",
+         job([("Failed", "BackoffLimitExceeded", "")]),
+         [with_init(pod("Failed", [waiting("main", "PodInitializing")]), terminated("prepare", 2))], "failed",
+         reason=FailureReason.OTHER, error="init container prepare in pod 0 exited with code 2 (Error)"),
+    Case("a native sidecar stopped when the process failed is not reported as a failure",
+         job([("Failed", "BackoffLimitExceeded", "")]),
+         [with_init(pod("Failed", [terminated("main", 3)]), terminated("uploader", 143))], "failed",
+         reason=FailureReason.EXIT_CODE, error="container main in pod 0 exited with code 3"),
+    Case("a native sidecar stopped when the process succeeded leaves the process a success",
+         job([("Complete", "", "")]),
+         [with_init(pod("Succeeded", [terminated("main", 0, "Completed", '["done"]')]),
+                    terminated("uploader", 143))],
+         "succeeded", output=("done",)),
+    Case("an init container whose image cannot be pulled fails after the grace period",
+         job(), [with_init(pod("Pending", [waiting("main", "PodInitializing")], created=30),
+                           waiting("prepare", "ImagePullBackOff"))], "failed",
+         reason=FailureReason.IMAGE_PULL, error="for container prepare in pod 0 cannot be pulled", grace=20),
+    Case("a pod whose volumes cannot be mounted waits for the pending timeout",
+         job(), [not_started(pod("Pending", [waiting("main", "ContainerCreating")], created=100), 100)], "pending",
+         pending=300),
+    Case("a pod whose volumes cannot be mounted fails after the pending timeout, saying where to look",
+         job(), [not_started(pod("Pending", [waiting("main", "ContainerCreating")], created=100), 100)], "failed",
+         error="pod 0 did not start within 60s: its volumes could not be mounted", pending=60),
+    Case("an init container whose Secret is missing fails after the grace period, with the kubelet's words",
+         job(), [with_init(pod("Pending", [waiting("main", "PodInitializing")], created=90),
+                           waiting("prepare", "CreateContainerConfigError", 'secret "api-token" not found'))],
+         "failed", error='container prepare in pod 0 cannot start (CreateContainerConfigError): secret "api-token"'),
 ]
 
 
@@ -129,3 +170,9 @@ def test_outcome(case: Case):
                               "empty is none", "absent is none"])
 def test_a_termination_message_as_output(message, output):
     assert output_from_termination_message(message) == output
+
+
+def test_a_pod_whose_volumes_cannot_be_mounted_is_looked_at_again_when_its_pending_timeout_ends():
+    """Its status does not change while the kubelet retries the mount: only the timer can end the wait."""
+    waiting_pod = not_started(pod("Pending", [waiting("main", "ContainerCreating")], created=100), 90)
+    assert recheck_after(job(), [waiting_pod], NOW, pending_timeout=100, image_pull_grace=60) == 10.5

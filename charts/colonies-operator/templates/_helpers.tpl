@@ -82,7 +82,7 @@ limit" to the operator, while a key left out would mean its built-in default.
 {{- range $key := list "cpu" "memory" "ephemeralStorage" "walltimeSeconds" }}
 {{- $_ := set $defaults $key (index $p.defaults $key) }}
 {{- end }}
-{{- $policy := dict "jobNamespaces" ($p.jobNamespaces | default list) "serviceAccountNames" ($p.serviceAccountNames | default list) "allowServiceAccountToken" $p.allowServiceAccountToken "podSecurity" $p.podSecurity "maxConcurrentProcesses" $p.maxConcurrentProcesses "ceiling" $ceiling "defaults" $defaults "clusterDomain" $p.clusterDomain }}
+{{- $policy := dict "jobNamespaces" ($p.jobNamespaces | default list) "serviceAccountNames" ($p.serviceAccountNames | default list) "allowServiceAccountToken" $p.allowServiceAccountToken "podSecurity" $p.podSecurity "maxConcurrentProcesses" $p.maxConcurrentProcesses "ceiling" $ceiling "defaults" $defaults "clusterDomain" $p.clusterDomain "volumeTypes" ($p.volumeTypes | default list) }}
 {{- toPrettyJson $policy }}
 {{- end }}
 

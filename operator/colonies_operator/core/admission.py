@@ -1,5 +1,6 @@
 """What the cluster admin's policy admits (pure): whether a ColoniesExecutor may run as its spec asks
-(check_resource, shown in its Allowed condition), the limits and defaults a process meets (limit_for,
+(check_resource, shown in its Allowed condition; with a pod template, the policy applies to the merged pod), the
+limits and defaults a process meets (limit_for,
 allowed_image_limits, default_for; plan.plan_job applies them), the pod security profile of its Jobs, and whether
 its connection to Colonies is secure (server_security, the Secure condition).
 
@@ -14,8 +15,11 @@ from typing import Any
 
 from ..colonies.address import is_cluster_local, is_loopback
 from .config import ExecutorConfig
+from .images import image_matches, normalize_image
+from .names import ANNOTATION_PROCESS_ID, LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, LABEL_PROCESS_ID, MANAGED_BY
 from .policy import ANY, DEFAULT_KEYS, LIMIT_KEYS, OperatorPolicy, compare_limit
-from .podsecurity import security_contexts, violations
+from .podsecurity import pod_violations, security_contexts, violations, volume_types
+from .podtemplate import TEMPLATE, MergedPod, merge_pod_template
 
 
 # -- the limits a process meets -----------------------------------------------------------------------------------
@@ -123,6 +127,8 @@ def check_resource(config: ExecutorConfig, policy: OperatorPolicy | None = None)
                 f"spec.jobs under the {profile} pod security profile: {'; '.join(broken)}. Remove these settings, "
                 f"or choose a weaker spec.jobs.podSecurityProfile if the cluster admin allows one "
                 f"(policy.podSecurity.allowedProfiles: {', '.join(policy.allowed_profiles)})"))
+    if jobs.pod_template:
+        found.extend(_template_violations(config, policy, profile))
     if config.max_concurrent_processes > policy.max_concurrent_processes:
         found.append(PolicyViolation(
             "LimitAboveCeiling",
@@ -146,6 +152,105 @@ def check_resource(config: ExecutorConfig, policy: OperatorPolicy | None = None)
                 f"spec.processDefaults.{name} {value} is above the limit {limit.value} ({limit.describe()}): "
                 "lower the default"))
     return found
+
+
+# -- the pod template ----------------------------------------------------------------------------------------------
+
+# The env every process container gets from the operator (jobs.build_job), which a template cannot replace.
+_OPERATOR_ENV = ("COLONIES_PROCESS_ID", "COLONIES_PROCESS_INPUT", "COLONIES_NODES", "COLONIES_PROCESSES_PER_NODE",
+                 "COLONIES_NODE_INDEX", "COLONIES_PROCESS_INDEX")
+
+
+def _operator_pod(config: ExecutorConfig, profile: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The operator's own part of every Job pod (metadata, spec) as far as the policy and the template's ignored
+    fields depend on it; jobs.build_job makes the real one (a test holds the two together)."""
+    jobs = config.jobs
+    pod_context, container_context = security_contexts(profile, jobs.pod_security_context, jobs.security_context)
+    # None: a value only a Job has (a template's value always differs from it)
+    labels = {**jobs.labels, LABEL_MANAGED_BY: MANAGED_BY, LABEL_EXECUTOR_ID: None, LABEL_PROCESS_ID: None}
+    container = {"name": "main", "env": [{"name": name} for name in _OPERATOR_ENV],
+                 "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+    if container_context:
+        container["securityContext"] = container_context
+    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                            "automountServiceAccountToken": jobs.automount_service_account_token,
+                            "enableServiceLinks": False}
+    optional = {"nodeSelector": dict(jobs.node_selector), "tolerations": list(jobs.tolerations),
+                "serviceAccountName": jobs.service_account_name,
+                "imagePullSecrets": [{"name": s} for s in jobs.image_pull_secrets],
+                "securityContext": pod_context, "priorityClassName": jobs.priority_class_name}
+    spec.update({key: value for key, value in optional.items() if value})
+    return {"labels": labels, "annotations": {ANNOTATION_PROCESS_ID: None}}, spec
+
+
+def merged_pod(config: ExecutorConfig, profile: str | None = None) -> tuple[MergedPod, dict[str, Any]]:
+    """The resource's pod template merged under the operator's pod, and the operator's pod alone."""
+    profile = profile or profile_of(config)
+    metadata, spec = _operator_pod(config, profile)
+    container_context = spec["containers"][0].get("securityContext") or {}
+    return merge_pod_template(config.jobs.pod_template, metadata, spec, container_defaults=container_context), spec
+
+
+def _template_violations(config: ExecutorConfig, policy: OperatorPolicy, profile: str) -> list[PolicyViolation]:
+    """What the policy refuses in the pod the template makes: its service account, volume types and images, and
+    the pod security profile over the whole merged pod."""
+    found = []
+    merged, own = merged_pod(config, profile)
+    account = merged.spec.get("serviceAccountName")
+    if account and account != config.jobs.service_account_name and not (ANY in policy.service_account_names
+                                                                        or account in policy.service_account_names):
+        found.append(PolicyViolation(
+            "ServiceAccountNotAllowed",
+            f"{TEMPLATE}.spec.serviceAccountName {account!r} is not allowed: Job pods run as the namespace's default "
+            "ServiceAccount unless the cluster admin adds the name to policy.serviceAccountNames"))
+    if ANY not in policy.volume_types:
+        for volume in merged.spec.get("volumes") or []:
+            refused = [kind for kind in volume_types(volume) if kind not in policy.volume_types]
+            if refused:
+                found.append(PolicyViolation(
+                    "VolumeTypeNotAllowed",
+                    f"{TEMPLATE}.spec.volumes[{volume.get('name')}] is a {' and '.join(refused)} volume, which the "
+                    f"operator's policy does not allow (policy.volumeTypes: {', '.join(policy.volume_types)}): use "
+                    f"one of those, or ask the cluster admin to add {refused[0]} to policy.volumeTypes"))
+    allowed_images = policy.ceiling.allowed_images
+    for container in (config.jobs.pod_template.get("spec") or {}).get("initContainers") or []:
+        try:
+            image = normalize_image(container["image"].strip())
+        except ValueError as err:
+            found.append(PolicyViolation("ImageNotAllowed", f"{TEMPLATE}.spec.initContainers[{container['name']}]."
+                                                            f"image {err}"))
+            continue
+        if allowed_images and not any(image_matches(image, pattern) for pattern in allowed_images):
+            found.append(PolicyViolation(
+                "ImageNotAllowed",
+                f"{TEMPLATE}.spec.initContainers[{container['name']}].image {image} is not allowed: the cluster "
+                f"admin allows only {', '.join(allowed_images)} (policy.ceiling.allowedImages); use an image that "
+                "matches, or ask the admin to add it"))
+    if profile in policy.allowed_profiles:
+        already = set(pod_violations(profile, own))  # the operator's own part, reported above as spec.jobs
+        broken = [v for v in pod_violations(profile, merged.spec, merged.metadata.get("annotations"))
+                  if v not in already]
+        if broken:
+            found.append(PolicyViolation(
+                "PodTemplateNotAllowed",
+                f"{TEMPLATE} under the {profile} pod security profile: {'; '.join(broken)}. Remove these settings, "
+                f"or choose a weaker spec.jobs.podSecurityProfile if the cluster admin allows one "
+                f"(policy.podSecurity.allowedProfiles: {', '.join(policy.allowed_profiles)})"))
+    return found
+
+
+def template_condition(config: ExecutorConfig) -> tuple[bool, str, str] | None:
+    """(merged cleanly, reason, message) for the `PodTemplate` condition; None without a template."""
+    if not config.jobs.pod_template:
+        return None
+    merged, _ = merged_pod(config)
+    if not merged.ignored:
+        return True, "Merged", f"{TEMPLATE} is merged into every Job pod"
+    return False, "FieldsIgnored", (
+        f"{TEMPLATE} is merged into every Job pod, but the operator's own values win over these of its fields, "
+        f"which are ignored: {', '.join(merged.ignored)}. Remove them from the template: the process's image, "
+        "command, args and resources come from the process, and the operator's own labels, annotations, env and "
+        "pod fields, and the other spec.jobs fields, win over the template's")
 
 
 # -- the connection to Colonies ------------------------------------------------------------------------------------

@@ -14,7 +14,10 @@ ALLOWED = "Allowed"
 # Secure: the connection to Colonies cannot be read or replayed on the way (admission.server_security). It warns
 # and does not change Ready: plain HTTP inside a trusted network is the admin's call.
 SECURE = "Secure"
-INFORMATIONAL = {SECURE}
+# PodTemplate: spec.jobs.podTemplate is merged, False when some of its fields are ignored (the operator's own win).
+# Absent without a template; it does not change Ready either.
+TEMPLATE = "PodTemplate"
+INFORMATIONAL = {SECURE, TEMPLATE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,7 @@ def with_condition(conditions: list[dict[str, Any]], kind: str, status: bool, re
     if not found:
         result.append({"type": kind, "status": value, "reason": reason, "message": message,
                        "lastTransitionTime": now_iso(now), "observedGeneration": generation})
-    order = {READY: 0, ALLOWED: 1, REGISTERED: 2, REACHABLE: 3, JOBS: 4, ASSIGNING: 5, SECURE: 6}
+    order = {READY: 0, ALLOWED: 1, REGISTERED: 2, REACHABLE: 3, JOBS: 4, ASSIGNING: 5, SECURE: 6, TEMPLATE: 7}
     return sorted(result, key=lambda c: order.get(c["type"], 9))
 
 
@@ -82,5 +85,5 @@ def kube_refusal_hint(status: int | None, namespace: str) -> str:
     if status == 404:
         return f"create namespace {namespace}, or change spec.jobs.namespace"
     if status == 422:
-        return "fix spec.jobs (labels, annotations, securityContext, tolerations, nodeSelector)"
+        return "fix spec.jobs (labels, annotations, securityContext, tolerations, nodeSelector, podTemplate)"
     return "see the message"

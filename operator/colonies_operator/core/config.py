@@ -21,6 +21,7 @@ from .policy import (
     limits_from_dict,
 )
 from .podsecurity import PROFILES
+from .podtemplate import TemplateError, check_template
 
 DEFAULT_EXECUTOR_TYPE = "container-executor"
 DEFAULT_FUNCTIONS = ("execute",)
@@ -28,6 +29,7 @@ DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_GPU_NODE_LABEL = "nvidia.com/gpu.product"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 class InvalidSpec(ValueError):
@@ -73,6 +75,8 @@ class JobsConfig:
     pending_timeout_seconds: int = 300
     image_pull_grace_seconds: int = 60
     create_timeout_seconds: int = 300  # Kubernetes not taking a Job for this long fails its process
+    priority_class_name: str = ""
+    pod_template: dict[str, Any] = dataclasses.field(default_factory=dict)  # checked; merged by podtemplate.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +179,13 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
     for key in ("podSecurityContext", "securityContext"):
         if not isinstance(jobs.get(key) or {}, dict):
             raise InvalidSpec(f"spec.jobs.{key} must be an object (a core Kubernetes {key[0].upper()}{key[1:]})")
+    priority_class = jobs.get("priorityClassName") or ""
+    if not isinstance(priority_class, str) or not _DNS_SUBDOMAIN.match(priority_class or "a"):
+        raise InvalidSpec(f"spec.jobs.priorityClassName must be the name of a PriorityClass, not {priority_class!r}")
+    try:
+        pod_template = check_template(jobs.get("podTemplate"))
+    except TemplateError as err:
+        raise InvalidSpec(str(err)) from None
     try:
         limits = limits_from_dict(spec.get("processLimits"), "spec.processLimits")
         defaults = defaults_from_dict(spec.get("processDefaults"), "spec.processDefaults")
@@ -213,6 +224,8 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
             pending_timeout_seconds=_positive(jobs.get("pendingTimeoutSeconds"), "spec.jobs.pendingTimeoutSeconds", 300),
             image_pull_grace_seconds=_positive(jobs.get("imagePullGracePeriodSeconds"),
                                                "spec.jobs.imagePullGracePeriodSeconds", 60, allow_zero=True),
+            priority_class_name=priority_class,
+            pod_template=pod_template,
         ),
         gpu=GpuConfig(resource_name=gpu.get("resourceName") or DEFAULT_GPU_RESOURCE,
                       node_label=gpu.get("nodeLabel") or DEFAULT_GPU_NODE_LABEL),

@@ -4,6 +4,7 @@
   JOB_COMPLETION_INDEX and COLONIES_NODE_INDEX); `processespernode` becomes that many containers per pod
   (COLONIES_PROCESS_INDEX); `walltime` becomes the Job's activeDeadlineSeconds.
 - Pods get the pod security profile's settings (podsecurity.py), with the resource's own merged over them.
+- The resource's pod template (spec.jobs.podTemplate) is merged under all of that (podtemplate.py).
 - backoffLimit is 0: Colonies' maxretries owns retries.
 - The process output: a container may write it to /dev/termination-log (a JSON list, or text that becomes
   one string); the first container of pod 0 speaks for the process.
@@ -38,7 +39,8 @@ from .names import (
     label_value,
 )
 from .plan import INPUT_ENV, InvalidProcess, JobPlan
-from .podsecurity import security_contexts
+from .podsecurity import security_contexts, volume_types
+from .podtemplate import describe_env, merge_pod_template
 
 TERMINATION_LOG = "/dev/termination-log"
 # etcd stores objects up to 1.5 MiB; the whole Job (every container's command and env) stays well below.
@@ -125,6 +127,13 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         pod_spec["imagePullSecrets"] = [{"name": s} for s in config.jobs.image_pull_secrets]
     if pod_context:
         pod_spec["securityContext"] = pod_context
+    if config.jobs.priority_class_name:
+        pod_spec["priorityClassName"] = config.jobs.priority_class_name
+    pod_metadata = {"labels": pod_labels, "annotations": {ANNOTATION_PROCESS_ID: pid}}
+    if config.jobs.pod_template:  # the resource's own, under everything above
+        merged = merge_pod_template(config.jobs.pod_template, pod_metadata, pod_spec,
+                                    container_defaults=container_context)
+        pod_metadata, pod_spec = merged.metadata, merged.spec
 
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
@@ -132,8 +141,7 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         "parallelism": plan.nodes,
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": pod_labels, "annotations": {ANNOTATION_PROCESS_ID: pid}},
-                     "spec": pod_spec},
+        "template": {"metadata": pod_metadata, "spec": pod_spec},
     }
     if plan.walltime:
         job_spec["activeDeadlineSeconds"] = plan.walltime
@@ -165,6 +173,17 @@ def debug_log(plan: JobPlan, job: dict[str, Any]) -> str:
         lines.append(f"limits: {json.dumps(resources, sort_keys=True)}")
     if pod.get("nodeSelector"):
         lines.append(f"nodeSelector: {json.dumps(pod['nodeSelector'], sort_keys=True)}")
+    # Names and sources only: a value may be a secret.
+    lines.append(f"env (names only): {', '.join(describe_env(container))}")
+    if pod.get("volumes"):
+        lines.append("volumes: " + ", ".join(f"{v.get('name')} ({'/'.join(volume_types(v))})"
+                                             for v in pod["volumes"]))
+    if pod.get("initContainers"):
+        lines.append("init containers: " + ", ".join(
+            f"{c['name']} ({c.get('image')}{', sidecar' if c.get('restartPolicy') == 'Always' else ''})"
+            for c in pod["initContainers"]))
+    if pod.get("priorityClassName"):
+        lines.append(f"priorityClassName: {pod['priorityClassName']}")
     if plan.walltime:
         lines.append(f"activeDeadlineSeconds: {plan.walltime}")
     lines.append(f"{INPUT_ENV}: {plan.input_json[:500]}")

@@ -68,13 +68,24 @@ def output_from_termination_message(message: str | None) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, list) else (value,)
 
 
+def _init_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The init containers' statuses (a pod template's) while no process container has started: one that ended
+    badly then stopped the pod. Once the process runs, those still listed are native sidecars, stopped with it."""
+    status = pod.get("status") or {}
+    started = any({"running", "terminated"} & set(s.get("state") or {})
+                  for s in status.get("containerStatuses") or [])
+    return [] if started else list(status.get("initContainerStatuses") or [])
+
+
 def _container_failures(pod: dict[str, Any]) -> list[str]:
     failures = []
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+    statuses = [("init container", s) for s in _init_statuses(pod)] + \
+        [("container", s) for s in (pod.get("status") or {}).get("containerStatuses") or []]
+    for kind, status in statuses:
         terminated = (status.get("state") or {}).get("terminated")
         if terminated and terminated.get("exitCode", 0) != 0:
             reason = terminated.get("reason") or "Error"
-            what = f"container {status['name']} in {_pod_label(pod)}"
+            what = f"{kind} {status['name']} in {_pod_label(pod)}"
             if reason == "OOMKilled":
                 failures.append(f"{what} was killed for running out of memory (OOMKilled, exit code "
                                 f"{terminated.get('exitCode')}): raise conditions.mem")
@@ -164,6 +175,16 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                            reason=_failure_kind([pod]))
         any_running = any_running or phase in ("Running", "Succeeded")
         scheduled = _condition(pod, "PodScheduled")
+        sandbox = _condition(pod, "PodReadyToStartContainers")
+        if (phase == "Pending" and sandbox and sandbox.get("status") == "False"
+                and (scheduled or {}).get("status") == "True"):
+            # The kubelet sets up volumes before the sandbox: a ConfigMap, Secret or claim a pod template names
+            # that does not exist keeps the pod here, with the reason only in its events.
+            since = _time(sandbox.get("lastTransitionTime")) or created
+            if (now - since).total_seconds() >= pending_timeout:
+                errors.append(f"{_pod_label(pod)} did not start within {pending_timeout}s: its volumes could not be "
+                              "mounted (a ConfigMap, Secret or PersistentVolumeClaim that does not exist?) or its "
+                              "sandbox not created; kubectl describe pod shows the kubelet's events")
         if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
             since = _time(scheduled.get("lastTransitionTime")) or created
             pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or since
@@ -172,7 +193,8 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                 errors.append(f"{_pod_label(pod)} could not be scheduled for {pending_timeout}s: "
                               f"{scheduled.get('message') or 'Unschedulable'}; ask for fewer resources (cpu, mem, "
                               "gpu.count) or a gpu.name that nodes have")
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        status_of = pod.get("status") or {}
+        for status in (status_of.get("initContainerStatuses") or []) + (status_of.get("containerStatuses") or []):
             waiting = (status.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason")
             pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or created
@@ -215,5 +237,8 @@ def recheck_after(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datet
         if (pod.get("status") or {}).get("phase") == "Pending":
             limits.append(pod_created + dt.timedelta(seconds=pending_timeout))
             limits.append(pod_created + dt.timedelta(seconds=image_pull_grace))
+            sandbox = _time((_condition(pod, "PodReadyToStartContainers") or {}).get("lastTransitionTime"))
+            if sandbox:
+                limits.append(sandbox + dt.timedelta(seconds=pending_timeout))
     future = [(limit - now).total_seconds() for limit in limits if limit > now]
     return max(0.5, min(future) + 0.5) if future else None

@@ -9,7 +9,8 @@
 
 A resource's podSecurityContext and securityContext are merged over the profile's settings and the result is
 checked against the profile, so a resource can make its pods stricter but never weaker than its profile. The
-operator's Job pods use no host namespaces, host ports or volumes, so the contexts are all that can break a level.
+operator's own part of a Job pod uses no host namespaces, host ports or volumes, so the contexts are all that can
+break a level there; a pod template (podtemplate.py) can add them, and pod_violations checks the whole pod.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ _SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.
                  "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
                  "net.ipv4.tcp_keepalive_probes"}
 _SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+# The volume types the Standard's restricted level allows; baseline refuses only hostPath.
+RESTRICTED_VOLUME_TYPES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                           "projected", "secret")
+_HOST_NAMESPACES = {"hostNetwork": "network", "hostPID": "process", "hostIPC": "IPC"}
+_APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 
 _POD_DEFAULTS: dict[str, dict[str, Any]] = {
     BASELINE: {"seccompProfile": {"type": "RuntimeDefault"}},
@@ -40,12 +46,12 @@ _CONTAINER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge_context(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """`override` over `base`, nested objects merged; capabilities.drop lists are joined, so ALL stays."""
     result = copy.deepcopy(base)
     for key, value in (override or {}).items():
         if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = _merge(result[key], value)
+            result[key] = merge_context(result[key], value)
         elif key == "drop" and isinstance(value, list) and isinstance(result.get(key), list):
             result[key] = result[key] + [v for v in value if v not in result[key]]
         else:
@@ -56,8 +62,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def security_contexts(profile: str, pod_context: dict[str, Any] | None,
                       container_context: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The pod's and each container's security context under `profile`, with the resource's own merged over."""
-    return (_merge(_POD_DEFAULTS[profile], pod_context or {}),
-            _merge(_CONTAINER_DEFAULTS[profile], container_context or {}))
+    return (merge_context(_POD_DEFAULTS[profile], pod_context or {}),
+            merge_context(_CONTAINER_DEFAULTS[profile], container_context or {}))
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -129,3 +135,44 @@ def violations(profile: str, pod_context: dict[str, Any], container_context: dic
         if "ALL" not in [str(c) for c in _list(capabilities.get("drop"))]:
             found.append(f"{ctr_prefix}.capabilities.drop must include ALL")
     return found
+
+
+def volume_types(volume: Any) -> list[str]:
+    """The sources of a pod volume: its keys but `name` (one, in a valid volume)."""
+    return [key for key in _dict(volume) if key != "name"]
+
+
+def pod_violations(profile: str, spec: dict[str, Any], annotations: dict[str, Any] | None = None) -> list[str]:
+    """What in a whole pod breaks `profile`, each as "<field of the pod> <what is wrong>": host namespaces, host
+    paths and ports, volume types (restricted), AppArmor annotations, and every container's security context
+    with the pod's."""
+    if profile == PRIVILEGED:
+        return []
+    spec = _dict(spec)
+    found: list[str] = []
+    for key, what in _HOST_NAMESPACES.items():
+        if spec.get(key):
+            found.append(f"spec.{key} true shares the node's {what} namespace")
+    for volume in _list(spec.get("volumes")):
+        name = _dict(volume).get("name")
+        for kind in volume_types(volume):
+            if kind == "hostPath":
+                found.append(f"spec.volumes[{name}] hostPath mounts a directory of the node")
+            elif profile == RESTRICTED and kind not in RESTRICTED_VOLUME_TYPES:
+                found.append(f"spec.volumes[{name}] {kind} is not a volume type of the restricted profile "
+                             f"(allowed: {', '.join(RESTRICTED_VOLUME_TYPES)})")
+    for key, value in _dict(annotations).items():
+        if str(key).startswith(_APPARMOR_ANNOTATION) and value == "unconfined":
+            found.append(f"metadata.annotations[{key}] unconfined turns AppArmor off")
+    pod_context = _dict(spec.get("securityContext"))
+    for kind in ("initContainers", "containers"):
+        for container in map(_dict, _list(spec.get(kind))):
+            where = f"spec.{kind}[{container.get('name')}]"
+            for port in map(_dict, _list(container.get("ports"))):
+                if port.get("hostPort"):
+                    found.append(f"{where}.ports hostPort {port['hostPort']} binds a port of the node")
+            for problem in violations(profile, pod_context, _dict(container.get("securityContext"))):
+                head, _, rest = problem.partition(".")
+                found.append(f"spec.securityContext.{rest}" if head == "podSecurityContext"
+                             else f"{where}.securityContext.{rest}")
+    return list(dict.fromkeys(found))  # the pod's own problems come once, not once per container

@@ -3,7 +3,8 @@
 The policy is the operator's, not a resource's: the chart renders it from its `policy` values into a file the
 operator reads at start (`colonies-operator run --policy-file`). Without a file the defaults below apply, and
 they are the safe ones: Jobs only in the resource's own namespace, no chosen service account, no API token, the
-baseline pod security profile, and requests, limits and a deadline on every process. Each key of the file is
+baseline pod security profile, pod template volumes of the restricted profile's types only, and requests, limits
+and a deadline on every process. Each key of the file is
 named in messages as `policy.<key>`, which is also its Helm value.
 
 Here: the limits and defaults of a process (a resource's spec.processLimits and spec.processDefaults, or the
@@ -18,7 +19,7 @@ import re
 from typing import Any, Callable
 
 from ..colonies.address import DEFAULT_CLUSTER_DOMAIN
-from .podsecurity import BASELINE, PROFILES, RESTRICTED
+from .podsecurity import BASELINE, PROFILES, RESTRICTED, RESTRICTED_VOLUME_TYPES
 from .quantity import parse_quantity
 
 ANY = "*"
@@ -79,6 +80,8 @@ class OperatorPolicy:
     defaults: ProcessDefaults = ProcessDefaults(cpu="100m", memory="256Mi", ephemeral_storage="2Gi",
                                                 walltime_seconds=86400)
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    # The volume types a resource's pod template may use; "*": any. The default: the restricted profile's list.
+    volume_types: tuple[str, ...] = RESTRICTED_VOLUME_TYPES
 
     def allows_namespace(self, job_namespace: str, resource_namespace: str) -> bool:
         return job_namespace == resource_namespace or ANY in self.job_namespaces or job_namespace in self.job_namespaces
@@ -172,7 +175,7 @@ def _quantity(value: Any, key: str, *, cpu: bool) -> str:
 
 
 _POLICY_KEYS = {"jobNamespaces", "serviceAccountNames", "allowServiceAccountToken", "podSecurity",
-                "maxConcurrentProcesses", "ceiling", "defaults", "clusterDomain"}
+                "maxConcurrentProcesses", "ceiling", "defaults", "clusterDomain", "volumeTypes"}
 
 
 def policy_from_dict(data: Any) -> OperatorPolicy:
@@ -203,6 +206,11 @@ def policy_from_dict(data: Any) -> OperatorPolicy:
     _expect(max_concurrent, int, "policy.maxConcurrentProcesses", "a whole number")
     if max_concurrent < 1:
         raise PolicyError("policy.maxConcurrentProcesses must be at least 1")
+    volume_types = _names(data.get("volumeTypes", list(base.volume_types)), "policy.volumeTypes")
+    for kind in volume_types:
+        if kind != ANY and not re.fullmatch(r"[a-z][A-Za-z0-9]*", kind):
+            raise PolicyError(f"policy.volumeTypes: {kind!r} is not a volume type as a pod spec names it (e.g. "
+                              "persistentVolumeClaim, nfs), or \"*\" for any")
     ceiling = limits_from_dict(data.get("ceiling"), "policy.ceiling", base.ceiling)
     defaults = defaults_from_dict(data.get("defaults"), "policy.defaults", base.defaults)
     policy = OperatorPolicy(
@@ -217,6 +225,7 @@ def policy_from_dict(data: Any) -> OperatorPolicy:
         defaults=defaults,
         cluster_domain=_expect(data.get("clusterDomain", base.cluster_domain), str, "policy.clusterDomain",
                                "a DNS domain"),
+        volume_types=volume_types,
     )
     problems = _defaults_within(policy.defaults, "policy.defaults", policy.ceiling, "policy.ceiling")
     if problems:

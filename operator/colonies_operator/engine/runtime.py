@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from ..colonies import Process
-from ..core.admission import check_resource, server_security
+from ..core.admission import check_resource, server_security, template_condition
 from ..core.conditions import (
     ALLOWED,
     ASSIGNING,
@@ -22,6 +22,7 @@ from ..core.conditions import (
     REACHABLE,
     REGISTERED,
     SECURE,
+    TEMPLATE,
     Problem,
     kube_refusal_hint,
     kube_refusal_reason,
@@ -146,6 +147,11 @@ class ExecutorRuntime:
         if violations:
             raise Problem(ALLOWED, violations[0].reason, "; ".join(v.message for v in violations))
         status.set_condition(ALLOWED, True, "Allowed", "the operator's policy allows what the spec asks for")
+        template = template_condition(config)
+        if template:
+            status.set_condition(TEMPLATE, *template)
+        else:
+            status.drop_condition(TEMPLATE)
         client = await colonies_client_for(self.kube, config)
         await connect(client, config)
         self.hardware.subscribe()

@@ -39,6 +39,9 @@ class StatusWriter:
     def set_condition(self, kind: str, ok: bool, reason: str, message: str) -> None:
         self.conditions = with_condition(self.conditions, kind, ok, reason, message, self.generation)
 
+    def drop_condition(self, kind: str) -> None:
+        self.conditions = [c for c in self.conditions if c.get("type") != kind]
+
     def condition_ok(self, kind: str) -> bool:
         return any(c["type"] == kind and c["status"] == "True" for c in self.conditions)
 
