@@ -18,6 +18,7 @@ from .config import ExecutorConfig
 from .images import image_matches, normalize_image
 from .names import ANNOTATION_PROCESS_ID, LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, LABEL_PROCESS_ID, MANAGED_BY
 from .policy import ANY, DEFAULT_KEYS, LIMIT_KEYS, OperatorPolicy, compare_limit
+from .pod import TERMINATION_LOG, operator_pod_spec
 from .podsecurity import pod_violations, security_contexts, violations, volume_types
 from .podtemplate import TEMPLATE, MergedPod, merge_pod_template
 
@@ -163,23 +164,17 @@ _OPERATOR_ENV = ("COLONIES_PROCESS_ID", "COLONIES_PROCESS_INPUT", "COLONIES_NODE
 
 def _operator_pod(config: ExecutorConfig, profile: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The operator's own part of every Job pod (metadata, spec) as far as the policy and the template's ignored
-    fields depend on it; jobs.build_job makes the real one (a test holds the two together)."""
+    fields depend on it: the real pod's spec (pod.py) around an outline of a process container (a test holds the
+    outline to jobs.build_job)."""
     jobs = config.jobs
     pod_context, container_context = security_contexts(profile, jobs.pod_security_context, jobs.security_context)
     # None: a value only a Job has (a template's value always differs from it)
     labels = {**jobs.labels, LABEL_MANAGED_BY: MANAGED_BY, LABEL_EXECUTOR_ID: None, LABEL_PROCESS_ID: None}
     container = {"name": "main", "env": [{"name": name} for name in _OPERATOR_ENV],
-                 "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+                 "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File"}
     if container_context:
         container["securityContext"] = container_context
-    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
-                            "automountServiceAccountToken": jobs.automount_service_account_token,
-                            "enableServiceLinks": False}
-    optional = {"nodeSelector": dict(jobs.node_selector), "tolerations": list(jobs.tolerations),
-                "serviceAccountName": jobs.service_account_name,
-                "imagePullSecrets": [{"name": s} for s in jobs.image_pull_secrets],
-                "securityContext": pod_context, "priorityClassName": jobs.priority_class_name}
-    spec.update({key: value for key, value in optional.items() if value})
+    spec = operator_pod_spec(config, [container], pod_context)
     return {"labels": labels, "annotations": {ANNOTATION_PROCESS_ID: None}}, spec
 
 

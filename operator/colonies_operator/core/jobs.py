@@ -39,10 +39,10 @@ from .names import (
     label_value,
 )
 from .plan import INPUT_ENV, InvalidProcess, JobPlan
+from .pod import TERMINATION_LOG, operator_pod_spec
 from .podsecurity import security_contexts, volume_types
 from .podtemplate import describe_env, merge_pod_template
 
-TERMINATION_LOG = "/dev/termination-log"
 # etcd stores objects up to 1.5 MiB; the whole Job (every container's command and env) stays well below.
 MAX_JOB_BYTES = 900 * 1024
 
@@ -108,27 +108,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
             container["securityContext"] = json.loads(json.dumps(container_context))
         containers.append(container)
 
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": containers,
-        "automountServiceAccountToken": config.jobs.automount_service_account_token,
-        "enableServiceLinks": False,
-    }
-    node_selector = dict(config.jobs.node_selector)
-    if plan.gpu_name:
-        node_selector[config.gpu.node_label] = plan.gpu_name
-    if node_selector:
-        pod_spec["nodeSelector"] = node_selector
-    if config.jobs.tolerations:
-        pod_spec["tolerations"] = list(config.jobs.tolerations)
-    if config.jobs.service_account_name:
-        pod_spec["serviceAccountName"] = config.jobs.service_account_name
-    if config.jobs.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s} for s in config.jobs.image_pull_secrets]
-    if pod_context:
-        pod_spec["securityContext"] = pod_context
-    if config.jobs.priority_class_name:
-        pod_spec["priorityClassName"] = config.jobs.priority_class_name
+    pod_spec = operator_pod_spec(config, containers, pod_context,
+                                 {config.gpu.node_label: plan.gpu_name} if plan.gpu_name else None)
     pod_metadata = {"labels": pod_labels, "annotations": {ANNOTATION_PROCESS_ID: pid}}
     if config.jobs.pod_template:  # the resource's own, under everything above
         merged = merge_pod_template(config.jobs.pod_template, pod_metadata, pod_spec,
