@@ -44,13 +44,14 @@ with_progress() {
   wait "$pid"
 }
 
-# go_build_pinned NAME MODULE VERSION PACKAGE LDFLAGS: builds PACKAGE of MODULE@VERSION into
-# $CACHE_DIR/NAME/VERSION/bin/NAME (reused when present) and prints the binary's path. A wrapper module
+# go_build_pinned NAME MODULE VERSION PACKAGE LDFLAGS [BUILD]: builds PACKAGE of MODULE@VERSION into
+# $CACHE_DIR/NAME/VERSION[-BUILD]/bin/NAME (reused when present) and prints the binary's path. BUILD names a change
+# of LDFLAGS, so that a cached binary built without it is not reused. A wrapper module
 # rather than "go install pkg@version": the proxy refuses some modules' version lists, which go install
 # reads to check for deprecation.
 go_build_pinned() {
-  local name=$1 module=$2 version=$3 package=$4 ldflags=$5
-  local out="$CACHE_DIR/$name/$version/bin" work="$CACHE_DIR/$name/$version/wrapper"
+  local name=$1 module=$2 version=$3 package=$4 ldflags=$5 build=${6:+-$6}
+  local out="$CACHE_DIR/$name/$version$build/bin" work="$CACHE_DIR/$name/$version$build/wrapper"
   if [ -x "$out/$name" ]; then echo "$out/$name"; return 0; fi
   command -v go >/dev/null || die "Go is needed to build $name $version"
   step "building $name $version from the Go module proxy (a few minutes on 2 cores, then cached)"
