@@ -62,10 +62,21 @@ def test_chart_yaml_has_the_metadata_artifact_hub_and_helm_read():
     assert example["kind"] == "ColoniesExecutor"
 
 
+def versions_named(text: str) -> list[str]:
+    """The versions a text's commands name: dist/colonies-operator-X.tar, colonies-operator:X, ….tgz."""
+    return re.findall(r"colonies-operator[-:](\d+\.\d+\.\d+)\b", text)
+
+
+def test_the_docs_name_the_current_version():
+    for doc in ("README.md", "charts/colonies-operator/README.md"):
+        named = versions_named((REPO / doc).read_text())
+        assert named and set(named) == {__version__}, doc
+
+
 def test_set_version_changes_every_copy(tmp_path):
     """hack/set-version.sh on a copy of the files it edits: afterwards they all say the new version."""
     for path in ("hack/set-version.sh", "hack/lib.sh", "operator/colonies_operator/__init__.py", "Dockerfile",
-                 "charts/colonies-operator/Chart.yaml", "CHANGELOG.md"):
+                 "charts/colonies-operator/Chart.yaml", "CHANGELOG.md", "README.md", "charts/colonies-operator/README.md"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / path, tmp_path / path)
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
@@ -74,6 +85,8 @@ def test_set_version_changes_every_copy(tmp_path):
     assert "ARG VERSION=9.8.7\n" in (tmp_path / "Dockerfile").read_text()
     meta = yaml.safe_load((tmp_path / "charts/colonies-operator/Chart.yaml").read_text())
     assert (meta["version"], meta["appVersion"]) == ("9.8.7", "9.8.7")
+    for doc in ("README.md", "charts/colonies-operator/README.md"):
+        assert set(versions_named((tmp_path / doc).read_text())) == {"9.8.7"}, doc
     changelog = (tmp_path / "CHANGELOG.md").read_text()
     assert re.search(r"^## \[Unreleased\]\n\n## \[9\.8\.7\] - \d{4}-\d{2}-\d{2}$", changelog, re.MULTILINE)
 
