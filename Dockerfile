@@ -2,7 +2,7 @@
 # The colonies-operator image. It starts from debian:bookworm-slim only, so the same file builds with Docker
 #   docker build -t colonies-operator:0.2.0 .
 # and, on the project's own machines (no Docker engine, no registry), with buildah: `hack/images/build.sh
-# operator` (see hack/images/README.md), which is what `make demo` and the tests run.
+# operator` (see hack/images/README.md), which is what `make demo` and the tests run, and `make image` exports.
 
 # 1. The venv, made by the interpreter that will run it (Debian's python3: its symlinks point at /usr/bin/python3).
 #    The dependencies are the locked ones (requirements/runtime.txt, hash-checked wheels), the project last, so
