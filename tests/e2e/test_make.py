@@ -484,7 +484,7 @@ def test_the_image_archive_loads_with_ctr_and_the_packaged_chart_runs_a_process_
                             capture_output=True, text=True, check=True).stdout.split()
     assert f"docker.io/library/colonies-operator:{__version__}" in images
 
-    package = Path(make("chart", env, stdout_only=True).strip())
+    package = REPO / make("chart", env, stdout_only=True).strip()  # helm prints it relative to the checkout
     assert package == REPO / "dist" / f"colonies-operator-{__version__}.tgz"
     shown = yaml.safe_load(helm("show", "chart", str(package)).stdout)
     assert (shown["version"], shown["appVersion"]) == (__version__, __version__)
