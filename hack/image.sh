@@ -20,5 +20,8 @@ rm -f "$archive.partial"
 # The same image (its config and layers are copied as they are), under the name the chart uses by default.
 skopeo copy --quiet "docker-archive:$tar" "docker-archive:$archive.partial:colonies-operator:$version" >&2
 mv "$archive.partial" "$archive"
-step "$archive: image colonies-operator:$version ($ref), $(du -m "$archive" | cut -f1) MiB"
+step "$archive: image colonies-operator:$version ($ref), $(du -m "$archive" | cut -f1) MiB. Into kind:
+    kind load image-archive $archive
+  into a registry (then helm install … --set image.repository=<registry>/colonies-operator):
+    skopeo copy docker-archive:$archive docker://<registry>/colonies-operator:$version"
 echo "$archive"
