@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # The colonies-operator image. It starts from debian:bookworm-slim only, so the same file builds with Docker
-#   docker build -t colonies-operator:0.1.0 .
+#   docker build -t colonies-operator:0.2.0 .
 # and, on the project's own machines (no Docker engine, no registry), with buildah: `hack/images/build.sh
-# operator` (see hack/images/README.md), which is what `make demo` and the tests run.
+# operator` (see hack/images/README.md), which is what `make demo` and the tests run, and `make image` exports.
 
 # 1. The venv, made by the interpreter that will run it (Debian's python3: its symlinks point at /usr/bin/python3).
 #    The dependencies are the locked ones (requirements/runtime.txt, hash-checked wheels), the project last, so
@@ -44,7 +44,7 @@ COPY --from=venv /opt/colonies-operator /opt/colonies-operator
 # VERSION is the package's (operator/colonies_operator/__init__.py; a test keeps the two equal). hack/images/build.sh
 # passes REVISION, the last commit that changed what goes into the image, and SOURCE when the checkout has a
 # public origin.
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 ARG REVISION=unknown
 ARG SOURCE=
 LABEL org.opencontainers.image.title="colonies-operator" \

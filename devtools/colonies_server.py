@@ -369,9 +369,9 @@ class ColoniesServer:
 
     # -- colonies and users ------------------------------------------------------------------------------
 
-    def new_colony(self) -> Colony:
-        """A fresh colony with one user, all with fresh random keys."""
-        name = f"colony-{secrets.token_hex(4)}"
+    def new_colony(self, name: str | None = None) -> Colony:
+        """A fresh colony (named `name`, else at random) with one user, all with fresh random keys."""
+        name = name or f"colony-{secrets.token_hex(4)}"
         colony_prvkey, user_prvkey = crypto.generate_prvkey(), crypto.generate_prvkey()
         self.client.add_colony(crypto.prvkey_to_id(colony_prvkey), name, self.server_prvkey)
         user_name = f"user-{secrets.token_hex(3)}"

@@ -1,88 +1,63 @@
-"""The local demo: cluster, Colonies server, the operator installed with its Helm chart, and the Colonies
-tutorial's `echo hello world` submitted with the colonies CLI, end to end.
+"""The demo, `make demo`: a Colonies server, the operator, a ColoniesExecutor, and the Colonies tutorial's
+`echo hello world` submitted with the colonies CLI and run as a Kubernetes Job, end to end.
 
-Run by `make demo`. Each step prints a progress line; the demo removes what it installed at the end, and
-stops the cluster too unless KEEP_CLUSTER=1.
+Without KUBECONFIG it starts the project's local cluster (and stops it at the end unless KEEP_CLUSTER=1). With
+KUBECONFIG it uses that cluster, neither starting nor stopping it, and leaves it as it found it; on a cluster other
+than the project's, the operator runs on this machine against it (devtools/devenv.py says why). Each step prints a
+progress line. Settings (environment): COLONIES_DEMO_NAMESPACE (default colonies-demo), COLONIES_OPERATOR_RUN.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from colonies_operator.colonies import ProcessState
+from devtools import devenv
 from devtools.colonies_server import ColoniesServer
+from devtools.devenv import REPO, step
 
-NAMESPACE = "colonies-demo"
-RELEASE = "colonies-operator"
-started = time.monotonic()
-
-
-def step(text: str) -> None:
-    print(f"==> [{time.monotonic() - started:5.0f}s] {text}", flush=True)
-
-
-def run(*args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(args, input=stdin, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"demo: {' '.join(args[:4])} … failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def script(name: str, *args: str) -> str:
-    """A hack/ script; its progress goes to the terminal, its last line of output is returned."""
-    return subprocess.run([str(REPO / "hack" / name), *args], check=True, stdout=subprocess.PIPE,
-                          text=True).stdout.strip().splitlines()[-1]
+NAMESPACE = os.environ.get("COLONIES_DEMO_NAMESPACE") or "colonies-demo"
+CREATED_BY = "make-demo"
+EXECUTOR = "dev"
 
 
 def main() -> int:
-    if os.environ.get("KUBECONFIG"):
-        raise SystemExit("make demo runs on the project's own cluster; unset KUBECONFIG (see the README for "
-                         "your own cluster)")
-    step("starting the local Kubernetes cluster (hack/cluster/up.sh; the first run builds it)")
-    kubeconfig = script("cluster/up.sh")
-    kubectl = ("kubectl", "--kubeconfig", kubeconfig)
-    step("building the operator image from the Dockerfile (buildah) and loading it into the cluster")
-    image = script("load-image.sh", "operator")
-    step("building helm from the Go module proxy (cached after the first run)")
-    helm = (script("build-helm.sh"), "--kubeconfig", kubeconfig)
-    step("starting a Colonies server (private PostgreSQL; a colony and a user with fresh keys)")
+    cluster = devenv.find_cluster("make demo")
+    made = devenv.Made(kubeconfig=cluster.kubeconfig, operator_run=cluster.operator_run)
+    step("starting a Colonies server (private PostgreSQL; colony dev and a user, with fresh keys)")
     server = ColoniesServer().start()
-    installed = False
+    log_dir = Path(tempfile.mkdtemp(prefix="colonies-demo-"))
+    operator = None
     try:
-        colony = server.new_colony()
+        colony = server.new_colony("dev")
         step(f"Colonies server at {server.client.url}, colony {colony.name}")
-        step(f"helm install {RELEASE} charts/colonies-operator (image {image})")
-        repository, tag = image.rsplit(":", 1)
-        run(*helm, "upgrade", "--install", RELEASE, str(REPO / "charts/colonies-operator"), "--namespace", NAMESPACE,
-            "--create-namespace", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-            "--set", "image.pullPolicy=Never", "--wait", "--timeout", "180s")
-        installed = True
-        step("creating the colony key Secret and a ColoniesExecutor (examples/executor.yaml's shape)")
-        run(*kubectl, "apply", "-f", "-", stdin=run(
-            *kubectl, "-n", NAMESPACE, "create", "secret", "generic", "colonies-colony-key",
-            f"--from-literal=colonyPrvKey={colony.colony_prvkey}", "--dry-run=client", "-o", "yaml"))
-        executor = {"apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor",
-                    "metadata": {"name": "demo", "namespace": NAMESPACE},
-                    "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": colony.name,
-                             "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}
-        run(*kubectl, "apply", "-f", "-", stdin=json.dumps(executor))
-        run(*kubectl, "-n", NAMESPACE, "wait", "--for=condition=Ready", "--timeout=120s", "coloniesexecutor/demo")
-        print(run(*kubectl, "-n", NAMESPACE, "get", "coloniesexecutors"), end="")
+        devenv.ensure_crd(cluster, made)
+        devenv.ensure_namespace(cluster, made, NAMESPACE, CREATED_BY)
+        if cluster.operator_run == devenv.IN_CLUSTER:
+            devenv.install_operator(cluster, made)
+        else:
+            operator = devenv.start_operator_outside(cluster, made, log_dir / "operator.log")
+        step(f"the colony key Secret and the ColoniesExecutor {EXECUTOR} (examples/executor-colony-key.yaml's "
+             "shape)")
+        secret = json.loads(devenv.run(*cluster.kubectl, "create", "secret", "generic", "colonies-colony-key",
+                                       f"--from-literal=colonyPrvKey={colony.colony_prvkey}", "--dry-run=client",
+                                       "-o", "json"))
+        devenv.apply(cluster, made, secret, CREATED_BY)
+        devenv.apply(cluster, made, {
+            "apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor", "metadata": {"name": EXECUTOR},
+            "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": colony.name,
+                     "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}, CREATED_BY)
+        devenv.wait_ready(cluster, NAMESPACE, EXECUTOR)
+        print(devenv.run(*cluster.kubectl, "-n", NAMESPACE, "get", "coloniesexecutors"), end="")
         step("colonies function submit --spec examples/echo.json --follow")
-        spec = json.loads((REPO / "examples/echo.json").read_text())
-        spec["conditions"]["colonyname"] = colony.name
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump(spec, handle)
-        result = subprocess.run([server.binary, "function", "submit", "--spec", handle.name, "--follow"],
-                                env=colony.cli_env(), capture_output=True, text=True, timeout=180)
+        result = subprocess.run([server.binary, "function", "submit", "--spec", str(REPO / "examples/echo.json"),
+                                 "--follow"], env=colony.cli_env(), capture_output=True, text=True, timeout=180)
         print(result.stdout, end="")
         processes = [p for state in (ProcessState.SUCCESS, ProcessState.FAILED)
                      for p in server.client.get_processes(colony.name, state, colony.user_prvkey)]
@@ -91,18 +66,19 @@ def main() -> int:
                                                                    colony.user_prvkey))
             step(f"process {process.processid[:12]}… is {process.state_name}; its log in Colonies:")
             print(logs, end="")
+            for error in process.errors or []:
+                print(f"error: {error}")
         ok = bool(processes) and all(p.state == ProcessState.SUCCESS for p in processes)
+        if not ok and operator is not None:
+            print(f"--- the operator's log ---\n{(log_dir / 'operator.log').read_text(errors='replace')[-5000:]}")
         step(f"demo {'succeeded' if ok else 'FAILED'}")
         return 0 if ok else 1
     finally:
-        if installed:
-            step("cleaning up: the ColoniesExecutor, then helm uninstall")
-            subprocess.run([*kubectl, "-n", NAMESPACE, "delete", "coloniesexecutor", "demo", "--timeout=60s"],
-                           capture_output=True)
-            subprocess.run([*helm, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"], capture_output=True)
-            subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], capture_output=True)
+        step("cleaning up: what the demo made in the cluster, then the Colonies server")
+        devenv.remove_made(cluster, made)
         server.close()
-        if os.environ.get("KEEP_CLUSTER") != "1":
+        shutil.rmtree(log_dir, ignore_errors=True)
+        if not cluster.from_env and os.environ.get("KEEP_CLUSTER") != "1":
             step("stopping the local cluster (KEEP_CLUSTER=1 keeps it)")
             subprocess.run([str(REPO / "hack/cluster/down.sh")], check=False)
 

@@ -1,15 +1,20 @@
-"""The ColonyOS tutorial's dev environment, on the local cluster: `make up` and `make down`.
+"""The ColonyOS tutorial's dev environment: `make up` and `make down`.
 
-`up` starts the local Kubernetes cluster, a Colonies server with a colony named `dev` and a user, and the
-operator (installed with its Helm chart) with a ColoniesExecutor named `dev` (Colonies executor `dev-docker`,
-type `container-executor`, as in the tutorial's docker-compose set-up). It writes an env file with the
-variables of the tutorial's `docker-compose.env`, so after `source` the tutorial's scripts, pycolonies and the
-`colonies` CLI talk to this environment. Running `up` again starts only what is not running and keeps the
-keys. `down` removes the executor, the operator, the server with its data and the env file; the cluster,
-which `make demo` and `make test` share, keeps running unless STOP_CLUSTER=1.
+`up` starts a Colonies server with a colony named `dev` and a user, and the operator with a ColoniesExecutor named
+`dev` (Colonies executor `dev-docker`, type `container-executor`, as in the tutorial's docker-compose set-up). It
+writes an env file with the variables of the tutorial's `docker-compose.env`, so after `source` the tutorial's
+scripts, pycolonies and the `colonies` CLI talk to this environment. Running `up` again starts only what is not
+running and keeps the keys.
+
+The cluster is the one KUBECONFIG names, else the project's local cluster (started if needed). On the project's
+cluster the operator runs in it (Helm chart); elsewhere it runs on this machine against the cluster, in the
+background, until `make down` (devtools/devenv.py). `up` records what it creates in the cluster; `down` removes
+exactly that (the ColoniesExecutor, the operator, the namespace and the CRD if `up` created them), then the server
+with its data and the env file. The cluster keeps running; STOP_CLUSTER=1 stops the project's own cluster too.
 
 Settings (environment): COLONIES_DEV_ENV_FILE (default: colonies-dev.env in the repository, git-ignored),
-COLONIES_DEV_NAMESPACE (default colonies-dev), COLONIES_DEV_STATE (default: dev/ in the project's cache).
+COLONIES_DEV_NAMESPACE (default colonies-dev), COLONIES_DEV_STATE (default: dev/ in the project's cache),
+COLONIES_OPERATOR_RUN (in-cluster or outside).
 """
 
 from __future__ import annotations
@@ -20,53 +25,26 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from colonies_operator.colonies import ColoniesError, crypto
+from devtools import devenv
 from devtools.colonies_server import ColoniesServer
+from devtools.devenv import CACHE, REPO, run, step
 
-RELEASE = "colonies-operator"
 RESOURCE = "dev"
 COLONY = "dev"
-EXECUTOR_NAME = "dev-docker"  # the tutorial's specs target executornames ["dev-docker"]
+# The executor the tutorial's scripts address (executornames ["dev-docker"] in colonyos/tutorials' 03-python, the
+# COLONIES_EXECUTOR_NAME of Colonies' docker-compose.env).
+EXECUTOR_NAME = "dev-docker"
 EXECUTOR_TYPE = "container-executor"
 USER = "myuser"
-CACHE = Path(os.environ.get("COLONIES_OPERATOR_CACHE")
-             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colonies-operator")
+CREATED_BY = "make-up"
 ENV_FILE = Path(os.environ.get("COLONIES_DEV_ENV_FILE") or REPO / "colonies-dev.env")
 NAMESPACE = os.environ.get("COLONIES_DEV_NAMESPACE") or "colonies-dev"
 STATE_DIR = Path(os.environ.get("COLONIES_DEV_STATE") or CACHE / "dev")
-started = time.monotonic()
-
-
-def step(text: str) -> None:
-    print(f"==> [{time.monotonic() - started:5.0f}s] {text}", flush=True)
-
-
-def run(*args: str, stdin: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(args, input=stdin, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise SystemExit(f"dev-env: {' '.join(args[:4])} … failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def script(name: str, *args: str) -> str:
-    """A hack/ script; its progress goes to the terminal, its last line of output is returned."""
-    return subprocess.run([str(REPO / "hack" / name), *args], check=True, stdout=subprocess.PIPE,
-                          text=True).stdout.strip().splitlines()[-1]
-
-
-def tools() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if os.environ.get("KUBECONFIG"):
-        raise SystemExit("make up runs on the project's own cluster; unset KUBECONFIG (see the README for your own "
-                         "cluster)")
-    step("starting the local Kubernetes cluster (hack/cluster/up.sh; the first run builds it)")
-    kubeconfig = script("cluster/up.sh")
-    helm = (script("build-helm.sh"), "--kubeconfig", kubeconfig)
-    return ("kubectl", "--kubeconfig", kubeconfig), helm
+MADE_FILE = STATE_DIR / "cluster.json"
+OPERATOR_LOG = STATE_DIR / "operator.log"
 
 
 def colony_keys(server: ColoniesServer) -> dict[str, str]:
@@ -127,76 +105,83 @@ def write_env_file(server: ColoniesServer, keys: dict[str, str]) -> None:
 
 
 def up() -> int:
-    kubectl, helm = tools()
-    step("building the operator image without Docker and loading it into the cluster")
-    image = script("load-image.sh", "operator")
+    cluster = devenv.find_cluster("make up")
+    made = devenv.Made.load(MADE_FILE) or devenv.Made(kubeconfig=cluster.kubeconfig,
+                                                     operator_run=cluster.operator_run)
+    if made.kubeconfig != cluster.kubeconfig or made.operator_run != cluster.operator_run:
+        raise SystemExit(f"make up already set up the operator ({made.operator_run}) on the cluster of "
+                         f"{made.kubeconfig}: run make down first")
     step("starting the Colonies server (kept running; its data and keys are kept until make down)")
     server = ColoniesServer(state_dir=STATE_DIR).start()
     keys = colony_keys(server)
     step(f"Colonies server at {server.client.url}, colony {COLONY}, user {USER}")
-    # Helm installs a chart's CRDs only when absent: apply this checkout's, so its fields are known.
-    run(*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds/coloniesexecutor.yaml"))
-    phase = run(*kubectl, "get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "jsonpath={.status.phase}")
-    if phase == "Terminating":
-        step(f"waiting for namespace {NAMESPACE} to finish terminating (an earlier make down)")
-        run(*kubectl, "wait", "--for=delete", f"namespace/{NAMESPACE}", "--timeout=180s")
-    step(f"helm upgrade --install {RELEASE} charts/colonies-operator --namespace {NAMESPACE} (image {image})")
-    repository, tag = image.rsplit(":", 1)
-    run(*helm, "upgrade", "--install", RELEASE, str(REPO / "charts/colonies-operator"), "--namespace", NAMESPACE,
-        "--create-namespace", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-        "--set", "image.pullPolicy=Never", "--wait", "--timeout", "180s")
-    step(f"the colony key Secret and the ColoniesExecutor {RESOURCE} (executor {EXECUTOR_NAME}, type {EXECUTOR_TYPE})")
-    run(*kubectl, "apply", "-f", "-", stdin=run(
-        *kubectl, "-n", NAMESPACE, "create", "secret", "generic", "colonies-colony-key",
-        f"--from-literal=colonyPrvKey={keys['colony_prvkey']}", "--dry-run=client", "-o", "yaml"))
-    executor = {"apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor",
-                "metadata": {"name": RESOURCE, "namespace": NAMESPACE},
-                "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": COLONY,
-                         "executorName": EXECUTOR_NAME, "executorType": EXECUTOR_TYPE,
-                         "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}
-    run(*kubectl, "apply", "-f", "-", stdin=json.dumps(executor))
-    run(*kubectl, "-n", NAMESPACE, "wait", "--for=condition=Ready", "--timeout=120s", f"coloniesexecutor/{RESOURCE}")
-    print(run(*kubectl, "-n", NAMESPACE, "get", "coloniesexecutors"), end="")
+    try:
+        devenv.ensure_crd(cluster, made)
+        devenv.ensure_namespace(cluster, made, NAMESPACE, CREATED_BY)
+        if cluster.operator_run == devenv.IN_CLUSTER:
+            devenv.install_operator(cluster, made)
+        elif devenv.operator_alive(made.operator_pid):
+            step(f"the operator runs on this machine already (pid {made.operator_pid}, log {OPERATOR_LOG})")
+        else:
+            devenv.start_operator_outside(cluster, made, OPERATOR_LOG)
+        step(f"the colony key Secret and the ColoniesExecutor {RESOURCE} (executor {EXECUTOR_NAME}, type "
+             f"{EXECUTOR_TYPE})")
+        secret = json.loads(run(*cluster.kubectl, "create", "secret", "generic", "colonies-colony-key",
+                                f"--from-literal=colonyPrvKey={keys['colony_prvkey']}", "--dry-run=client", "-o",
+                                "json"))
+        devenv.apply(cluster, made, secret, CREATED_BY)
+        devenv.apply(cluster, made, {
+            "apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor", "metadata": {"name": RESOURCE},
+            "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": COLONY,
+                     "executorName": EXECUTOR_NAME, "executorType": EXECUTOR_TYPE,
+                     "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}, CREATED_BY)
+    finally:
+        made.save(MADE_FILE)
+    devenv.wait_ready(cluster, NAMESPACE, RESOURCE)
+    print(run(*cluster.kubectl, "-n", NAMESPACE, "get", "coloniesexecutors"), end="")
     write_env_file(server, keys)
     shown = os.path.relpath(ENV_FILE) if ENV_FILE.is_relative_to(Path.cwd()) else str(ENV_FILE)
-    step(f"ready. Wrote {shown} (mode 0600: it holds private keys). Now:")
+    where = ("in the cluster (kubectl -n {ns} logs deploy/{rel})".format(ns=NAMESPACE, rel=devenv.RELEASE)
+             if cluster.operator_run == devenv.IN_CLUSTER else f"on this machine (log {OPERATOR_LOG})")
+    step(f"ready: the operator runs {where}. Wrote {shown} (mode 0600: it holds private keys). Now:")
     print(f"\n    source {shown}\n    colonies executor ls\n"
           "    colonies function submit --spec examples/echo.json --follow\n\n"
-          "The ColonyOS Python tutorial's scripts run as they are after the source (images: busybox:1.35 is in the "
-          "local cluster, which pulls nothing).\n`make down` removes everything `make up` made (the cluster keeps "
-          "running for make demo and make test; `make down STOP_CLUSTER=1` stops it too).", flush=True)
+          "The ColonyOS Python tutorial's scripts run as they are after the source (images: the project's cluster "
+          "pulls nothing, and has busybox:1.35).\n`make down` removes what `make up` made, and nothing else; the "
+          "cluster keeps running.", flush=True)
     return 0
 
 
+def legacy_made() -> devenv.Made | None:
+    """What an older `make up` (which kept no record) made on the project's cluster: its namespace and release."""
+    if os.environ.get("KUBECONFIG") or not (devenv.LOCAL_CLUSTER_DIR / "kubeconfig").exists():
+        return None
+    return devenv.Made(kubeconfig=str(devenv.LOCAL_CLUSTER_DIR / "kubeconfig"), operator_run=devenv.IN_CLUSTER,
+                       namespace=NAMESPACE, namespace_created=True, release=devenv.RELEASE,
+                       objects=[f"coloniesexecutor/{RESOURCE}"])
+
+
 def down() -> int:
-    kubeconfig = None
-    if os.environ.get("KUBECONFIG"):
-        raise SystemExit("make down works on the project's own cluster; unset KUBECONFIG")
-    status = subprocess.run([str(REPO / "hack/cluster/status.sh")], capture_output=True, text=True)
-    if status.returncode == 0:
-        kubeconfig = script("cluster/up.sh")
-    if kubeconfig:
-        kubectl = ("kubectl", "--kubeconfig", kubeconfig)
-        step(f"deleting the ColoniesExecutor {RESOURCE} (its executor leaves the colony), then helm uninstall")
-        deleted = subprocess.run([*kubectl, "-n", NAMESPACE, "delete", "coloniesexecutor", RESOURCE,
-                                  "--ignore-not-found", "--timeout=60s"], capture_output=True, text=True)
-        if deleted.returncode != 0:
-            # The operator could not hand the work back (Colonies unreachable?): the finalizer would keep the
-            # namespace forever once the operator is gone, and the server goes away below anyway.
-            step("the operator did not finish the deletion in 60s; removing its finalizer")
-            run(*kubectl, "-n", NAMESPACE, "patch", "coloniesexecutor", RESOURCE, "--type", "merge", "-p",
-                '{"metadata":{"finalizers":null}}', check=False)
-        helm = (script("build-helm.sh"), "--kubeconfig", kubeconfig)
-        run(*helm, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
-        run(*kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
+    made = devenv.Made.load(MADE_FILE) or legacy_made()
+    if made and made.kubeconfig:
+        kubectl = shutil.which("kubectl") or str(Path(devenv.script("build-k8s.sh")) / "kubectl")
+        cluster = devenv.Cluster(made.kubeconfig, False, True, kubectl, made.operator_run)
+        answers = subprocess.run([*cluster.kubectl, "version", "--request-timeout=10s"],
+                                 capture_output=True).returncode == 0
+        if answers:
+            devenv.remove_made(cluster, made)
+        else:
+            step(f"the cluster of {made.kubeconfig} does not answer: nothing removed there (make up had made: "
+                 f"{', '.join(made.objects) or 'nothing'} in namespace {made.namespace or '-'})")
+            devenv.stop_operator(made)
     else:
-        step("the local cluster is not running: nothing to remove there")
+        step("make up recorded nothing in a cluster")
     if STATE_DIR.exists():
         step("stopping the Colonies server and removing its data and keys")
         ColoniesServer(state_dir=STATE_DIR).close()
         shutil.rmtree(STATE_DIR, ignore_errors=True)
     ENV_FILE.unlink(missing_ok=True)
-    if os.environ.get("STOP_CLUSTER") == "1":
+    if os.environ.get("STOP_CLUSTER") == "1" and not os.environ.get("KUBECONFIG"):
         step("stopping the local cluster (STOP_CLUSTER=1)")
         subprocess.run([str(REPO / "hack/cluster/down.sh")], check=False)
     step("removed")

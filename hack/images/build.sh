@@ -34,16 +34,6 @@ bah() {
     --storage-driver "$BUILDAH_DRIVER" "$@"
 }
 
-# apt_install PACKAGE COMMAND: installs PACKAGE with apt-get unless COMMAND exists.
-apt_install() {
-  command -v "$2" >/dev/null && return 0
-  step "installing $1 with apt-get"
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2 ||
-    { apt-get update -qq >&2 &&
-      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$1" >&2; } ||
-    die "cannot install $1"
-}
-
 # hash_files DIR PATH...: 12 hex digits over the paths and contents of the files under DIR/PATH...
 hash_files() {
   local dir=$1; shift
@@ -217,8 +207,7 @@ recipe_busybox() { { declare -f context_busybox; apt-cache policy busybox-static
 set_operator_ref() {
   local version revision source paths=(Dockerfile .dockerignore pyproject.toml README.md requirements/runtime.txt
     operator)
-  version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$REPO_DIR/operator/colonies_operator/__init__.py")
-  [ -n "$version" ] || die "no __version__ in operator/colonies_operator/__init__.py"
+  version=$(project_version "$REPO_DIR")
   revision=unknown; source=""
   if git -C "$REPO_DIR" rev-parse --git-dir >/dev/null 2>&1; then
     revision=$(git -C "$REPO_DIR" log -1 --format=%H -- "${paths[@]}")

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from colonies_operator import __version__
 from colonies_operator.core.policy import DEFAULT_POLICY, policy_from_dict
 from tests.chart.crd_schema import SCHEMA_PATH, executor_spec_schema
 from tests.chart.helm import CHART, REPO, helm, render
@@ -241,7 +242,7 @@ def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
-    assert container["image"] == "colonies-operator:0.1.0" and container["imagePullPolicy"] == "IfNotPresent"
+    assert container["image"] == f"colonies-operator:{__version__}" and container["imagePullPolicy"] == "IfNotPresent"
     assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
 
 
