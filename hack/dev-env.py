@@ -1,7 +1,7 @@
 """The ColonyOS tutorial's dev environment: `make up` and `make down`.
 
-`up` starts a Colonies server with a colony named `dev` and a user, and the operator with a ColoniesExecutor named
-`dev` (Colonies executor `dev-docker`, type `container-executor`, as in the tutorial's docker-compose set-up). It
+`up` starts a Colonies server with a colony named `dev` and a user, and the operator with two ColoniesExecutors, the
+Colonies executors `dev` and `dev-docker` of type `container-executor`: the names the tutorial's scripts address. It
 writes an env file with the variables of the tutorial's `docker-compose.env`, so after `source` the tutorial's
 scripts, pycolonies and the `colonies` CLI talk to this environment. Running `up` again starts only what is not
 running and keeps the keys.
@@ -32,10 +32,15 @@ from devtools import devenv
 from devtools.colonies_server import ColoniesServer
 from devtools.devenv import CACHE, REPO, run, step
 
-RESOURCE = "dev"
 COLONY = "dev"
-# The executor the tutorial's scripts address (executornames ["dev-docker"] in colonyos/tutorials' 03-python, the
-# COLONIES_EXECUTOR_NAME of Colonies' docker-compose.env).
+# The executors the tutorial's scripts address, one ColoniesExecutor (and Colonies executor) each: `dev`
+# (executornames ["dev"] in colonyos/tutorials' Python tutorial) and `dev-docker` (its newer 03-python, and the
+# COLONIES_EXECUTOR_NAME of Colonies' docker-compose.env, which the env file keeps).
+EXECUTORS = ("dev", "dev-docker")
+# Colonies wakes one long-polling executor per new process; one that cannot take it (a process addressed to the
+# other name) sleeps again and nobody else is woken until a poll ends. Short polls keep that wait within the
+# tutorial script's 10 s.
+ASSIGN_TIMEOUT_SECONDS = 2
 EXECUTOR_NAME = "dev-docker"
 EXECUTOR_TYPE = "container-executor"
 USER = "myuser"
@@ -124,20 +129,21 @@ def up() -> int:
             step(f"the operator runs on this machine already (pid {made.operator_pid}, log {OPERATOR_LOG})")
         else:
             devenv.start_operator_outside(cluster, made, OPERATOR_LOG)
-        step(f"the colony key Secret and the ColoniesExecutor {RESOURCE} (executor {EXECUTOR_NAME}, type "
-             f"{EXECUTOR_TYPE})")
+        step(f"the colony key Secret and the ColoniesExecutors {' and '.join(EXECUTORS)} (type {EXECUTOR_TYPE})")
         secret = json.loads(run(*cluster.kubectl, "create", "secret", "generic", "colonies-colony-key",
                                 f"--from-literal=colonyPrvKey={keys['colony_prvkey']}", "--dry-run=client", "-o",
                                 "json"))
         devenv.apply(cluster, made, secret, CREATED_BY)
-        devenv.apply(cluster, made, {
-            "apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor", "metadata": {"name": RESOURCE},
-            "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": COLONY,
-                     "executorName": EXECUTOR_NAME, "executorType": EXECUTOR_TYPE,
-                     "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}, CREATED_BY)
+        for name in EXECUTORS:
+            devenv.apply(cluster, made, {
+                "apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor", "metadata": {"name": name},
+                "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": COLONY,
+                         "executorType": EXECUTOR_TYPE, "assignTimeoutSeconds": ASSIGN_TIMEOUT_SECONDS,
+                         "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}, CREATED_BY)
     finally:
         made.save(MADE_FILE)
-    devenv.wait_ready(cluster, NAMESPACE, RESOURCE)
+    for name in EXECUTORS:
+        devenv.wait_ready(cluster, NAMESPACE, name)
     print(run(*cluster.kubectl, "-n", NAMESPACE, "get", "coloniesexecutors"), end="")
     write_env_file(server, keys)
     shown = os.path.relpath(ENV_FILE) if ENV_FILE.is_relative_to(Path.cwd()) else str(ENV_FILE)
@@ -158,7 +164,7 @@ def legacy_made() -> devenv.Made | None:
         return None
     return devenv.Made(kubeconfig=str(devenv.LOCAL_CLUSTER_DIR / "kubeconfig"), operator_run=devenv.IN_CLUSTER,
                        namespace=NAMESPACE, namespace_created=True, release=devenv.RELEASE,
-                       objects=[f"coloniesexecutor/{RESOURCE}"])
+                       objects=["coloniesexecutor/dev"])
 
 
 def down() -> int:

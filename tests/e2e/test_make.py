@@ -296,9 +296,12 @@ class Tutorial:
         return result.stdout + result.stderr
 
     def echo_runs_as_written(self) -> None:
-        """The tutorial's "Submit a job to a Docker Executor" (its script gives the process 10 s)."""
-        echo = self.python(TUTORIAL_ECHO)
-        assert re.search(r"Process [0-9a-f]{64} submitted", echo) and "hello world" in echo.split("Output:", 1)[1]
+        """The tutorial's "Submit a job to a Docker Executor" (its script gives the process 10 s), as its Python
+        tutorial first wrote it (executornames ["dev"]) and as it is now (["dev-docker"])."""
+        for executor in ("dev", "dev-docker"):
+            echo = self.python(TUTORIAL_ECHO.replace('executornames=["dev-docker"]', f'executornames=["{executor}"]'))
+            assert re.search(r"Process [0-9a-f]{64} submitted", echo), echo
+            assert "hello world" in echo.split("Output:", 1)[1], (executor, echo)
 
 
 class DevEnv:
@@ -366,6 +369,7 @@ def test_make_up_on_the_kubeconfig_cluster_runs_the_python_tutorial_as_written_t
         assert "Executor helloworld-executor registered" in helper.stdout.readline()
         table = tutorial.colonies("executor", "ls")
         assert "helloworld-executor" in table and "dev-docker" in table and "container-executor" in table
+        assert re.search(r"^\s*dev\s", table, re.MULTILINE), table
 
         # 3. A function submitted to it with pycolonies, then looked up with the CLI.
         submitted = tutorial.python(TUTORIAL_SUBMIT)
