@@ -10,13 +10,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../lib.sh"
 
-IMAGES=(pause busybox operator)
+IMAGES=(pause busybox operator colonies)
 # Built when no name is given (what up.sh imports). The operator image only on request (build.sh operator,
 # hack/load-image.sh operator): it takes longer, and its tag changes with every change to the code.
 DEFAULT_IMAGES=(pause busybox)
 declare -A REF=(
   [pause]=registry.k8s.io/pause:3.10
   [busybox]=docker.io/library/busybox:1.35
+  [colonies]=localhost/colonies:$COLONIES_VERSION
 )
 REPO_DIR="${OPERATOR_IMAGE_SOURCES:-$(cd "$HERE/../.." && pwd)}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -202,6 +203,29 @@ context_busybox() {
   echo "$dir/Containerfile"
 }
 
+# The colonies CLI alone, for a step of a Job's pod that moves ColonyFS files (`colonies fs sync`, `fs snapshot
+# download`): the static build of hack/build-colonies.sh --static at /usr/local/bin/colonies, and the Mozilla
+# CA bundle from Debian's ca-certificates .deb (for COLONIES_TLS/AWS_S3_TLS; not this host's bundle, which may
+# hold a local proxy's CA). No shell, no user: the pod spec chooses the command and the uid.
+context_colonies() {
+  local dir=$1 binary deb
+  binary=$("$HERE/../build-colonies.sh" --static)
+  (cd "$dir" && apt-get download ca-certificates >/dev/null 2>&1) ||
+    { apt-get update -qq >&2 && (cd "$dir" && apt-get download ca-certificates >/dev/null); } ||
+    die "cannot download Debian's ca-certificates package"
+  deb=$(ls "$dir"/ca-certificates_*.deb)
+  dpkg-deb -x "$deb" "$dir/deb"
+  mkdir -p "$dir"/rootfs/{usr/local/bin,etc/ssl/certs,tmp}
+  cp "$binary" "$dir/rootfs/usr/local/bin/colonies"
+  # What update-ca-certificates makes of the package's certificates, sorted as it does.
+  find "$dir/deb/usr/share/ca-certificates/mozilla" -name '*.crt' | LC_ALL=C sort | xargs cat \
+    > "$dir/rootfs/etc/ssl/certs/ca-certificates.crt"
+  chmod 1777 "$dir/rootfs/tmp"
+  printf '%s\n' 'FROM scratch' 'COPY rootfs/ /' 'ENV PATH=/usr/local/bin' 'ENTRYPOINT ["/usr/local/bin/colonies"]' \
+    > "$dir/Containerfile"
+  echo "$dir/Containerfile"
+}
+
 # The operator: the repository's Dockerfile, its context the repository (.dockerignore lets in what it needs).
 context_operator() {
   echo "$REPO_DIR/Dockerfile"
@@ -209,6 +233,8 @@ context_operator() {
 
 # What goes into each image, hashed: a new hash is a new tar (and, for the operator, a new tag).
 recipe_pause() { { declare -f context_pause; cat "$HERE/pause.c"; } | sha256sum | cut -c1-12; }
+recipe_colonies() { { declare -f context_colonies; echo "$COLONIES_VERSION"; cat "$HERE/../build-colonies.sh";
+  apt-cache policy ca-certificates 2>/dev/null | sed -n 2,3p; } | sha256sum | cut -c1-12; }
 recipe_busybox() { { declare -f context_busybox; apt-cache policy busybox-static 2>/dev/null | sed -n 2,3p; } |
   sha256sum | cut -c1-12; }
 
