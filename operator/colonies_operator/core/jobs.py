@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from ..colonies.models import Process
+from . import fs
 from .admission import profile_of
 from .config import ExecutorConfig
 from .names import (
@@ -125,6 +126,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         pod_spec["imagePullSecrets"] = [{"name": s} for s in config.jobs.image_pull_secrets]
     if pod_context:
         pod_spec["securityContext"] = pod_context
+    if plan.fs is not None:
+        fs.add_to_pod(pod_spec, plan, config)  # ColonyFS: the files' volume, the steps around the command
 
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
