@@ -231,7 +231,7 @@ started=$(now)
 _STEP_OUT = r"""stopped=
 trap 'stopped=1' TERM INT
 # The kubelet stops this step once the process's containers have ended: until then it waits, then exits with rc.
-finish() { while [ -z "$stopped" ]; do sleep 0.5; done; exit "$1"; }
+finish() { while [ -z "$stopped" ]; do sleep 0.2; done; exit "$1"; }
 while :; do
   ended=1
   for c in $containers; do [ -s "$status/$c" ] || ended=; done
@@ -240,7 +240,7 @@ while :; do
     log "the process's containers ended without recording their command's end (stopped, killed or never started): nothing synced up"
     exit 0
   fi
-  sleep 0.5
+  sleep 0.2
 done
 codes=
 for c in $containers; do codes="$codes $c=$(cat "$status/$c")"; done
