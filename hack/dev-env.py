@@ -1,21 +1,24 @@
 """The ColonyOS tutorial's dev environment, on the local cluster: `make up` and `make down`.
 
-`up` starts the local Kubernetes cluster, a Colonies server with a colony named `dev` and a user, and the
-operator (installed with its Helm chart) with a ColoniesExecutor named `dev` (Colonies executor `dev-docker`,
-type `container-executor`, as in the tutorial's docker-compose set-up). It writes an env file with the
-variables of the tutorial's `docker-compose.env`, so after `source` the tutorial's scripts, pycolonies and the
-`colonies` CLI talk to this environment. Running `up` again starts only what is not running and keeps the
+`up` starts the local Kubernetes cluster, a Colonies server with a colony named `dev` and a user, an S3 server
+for ColonyFS (MinIO, hack/s3.sh, its data in the state dir), and the operator (installed with its Helm chart)
+with a ColoniesExecutor named `dev` (Colonies executor `dev-docker`, type `container-executor`, as in the
+tutorial's docker-compose set-up) that syncs ColonyFS. It writes an env file with the variables of the tutorial's
+`docker-compose.env`, so after `source` the tutorial's scripts, pycolonies and the `colonies` CLI (`colonies fs
+sync` too) talk to this environment. Running `up` again starts only what is not running and keeps the
 keys. `down` removes the executor, the operator, the server with its data and the env file; the cluster,
 which `make demo` and `make test` share, keeps running unless STOP_CLUSTER=1.
 
 Settings (environment): COLONIES_DEV_ENV_FILE (default: colonies-dev.env in the repository, git-ignored),
-COLONIES_DEV_NAMESPACE (default colonies-dev), COLONIES_DEV_STATE (default: dev/ in the project's cache).
+COLONIES_DEV_NAMESPACE (default colonies-dev), COLONIES_DEV_STATE (default: dev/ in the project's cache),
+COLONIES_DEV_S3_PORT (default 9000: the S3 server's port on the cluster bridge).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -39,6 +42,7 @@ CACHE = Path(os.environ.get("COLONIES_OPERATOR_CACHE")
 ENV_FILE = Path(os.environ.get("COLONIES_DEV_ENV_FILE") or REPO / "colonies-dev.env")
 NAMESPACE = os.environ.get("COLONIES_DEV_NAMESPACE") or "colonies-dev"
 STATE_DIR = Path(os.environ.get("COLONIES_DEV_STATE") or CACHE / "dev")
+S3_SECRET = "colonies-s3"  # the ColoniesExecutor's spec.fs.s3SecretRef
 started = time.monotonic()
 
 
@@ -111,12 +115,26 @@ def env_lines(server: ColoniesServer, keys: dict[str, str]) -> list[tuple[str, s
     ]
 
 
+def s3(command: str, *args: str) -> str:
+    """hack/s3.sh with the dev environment's state dir (data and credentials in the cache) and port."""
+    env = dict(os.environ, S3_STATE_DIR=str(STATE_DIR / "s3"),
+               S3_PORT=os.environ.get("COLONIES_DEV_S3_PORT") or "9000")
+    return subprocess.run([str(REPO / "hack" / "s3.sh"), command, *args], check=True, stdout=subprocess.PIPE,
+                          text=True, env=env).stdout
+
+
+def s3_settings() -> list[tuple[str, str]]:
+    """The AWS_S3_* variables of the running S3 server (`hack/s3.sh env`), in its order."""
+    return re.findall(r'^export (AWS_S3_[A-Z]+)="([^"]*)"$', s3("env"), re.MULTILINE)
+
+
 def write_env_file(server: ColoniesServer, keys: dict[str, str]) -> None:
     lines = ["# The colonies-operator dev environment, written by `make up`; `make down` removes it.",
              "# It holds private keys: keep it to yourself. Not set here, because nothing here uses them:",
              "# COLONIES_DB_* (the server's database is private to it), COLONIES_MONITOR_* (no monitor runs),",
-             "# MinIO/AWS_S3_*/EXECUTOR_FS_DIR (the operator does not support ColonyFS yet).",
-             *(f"export {name}={shlex.quote(value)}" for name, value in env_lines(server, keys)),
+             "# MINIO_* (the S3 server's own, kept by hack/s3.sh), EXECUTOR_FS_DIR (the operator's Jobs keep their",
+             "# files in their pods).",
+             *(f"export {name}={shlex.quote(value)}" for name, value in env_lines(server, keys) + s3_settings()),
              f"export PATH={shlex.quote(str(Path(server.binary).parent))}:\"$PATH\"  # the colonies CLI"]
     ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
     partial = ENV_FILE.with_name(ENV_FILE.name + ".partial")
@@ -128,8 +146,11 @@ def write_env_file(server: ColoniesServer, keys: dict[str, str]) -> None:
 
 def up() -> int:
     kubectl, helm = tools()
-    step("building the operator image without Docker and loading it into the cluster")
+    step("building the operator image and the colonies CLI's (ColonyFS) without Docker, loading them into the cluster")
     image = script("load-image.sh", "operator")
+    script("load-image.sh", "colonies")  # spec.fs.image's default reference
+    step("starting the S3 server for ColonyFS (hack/s3.sh; kept running, its data kept until make down)")
+    s3("up")
     step("starting the Colonies server (kept running; its data and keys are kept until make down)")
     server = ColoniesServer(state_dir=STATE_DIR).start()
     keys = colony_keys(server)
@@ -149,11 +170,15 @@ def up() -> int:
     run(*kubectl, "apply", "-f", "-", stdin=run(
         *kubectl, "-n", NAMESPACE, "create", "secret", "generic", "colonies-colony-key",
         f"--from-literal=colonyPrvKey={keys['colony_prvkey']}", "--dry-run=client", "-o", "yaml"))
+    run(*kubectl, "apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": S3_SECRET, "namespace": NAMESPACE},
+        "stringData": dict(s3_settings())}))
     executor = {"apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor",
                 "metadata": {"name": RESOURCE, "namespace": NAMESPACE},
                 "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": COLONY,
                          "executorName": EXECUTOR_NAME, "executorType": EXECUTOR_TYPE,
-                         "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}
+                         "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}},
+                         "fs": {"s3SecretRef": {"name": S3_SECRET}}}}
     run(*kubectl, "apply", "-f", "-", stdin=json.dumps(executor))
     run(*kubectl, "-n", NAMESPACE, "wait", "--for=condition=Ready", "--timeout=120s", f"coloniesexecutor/{RESOURCE}")
     print(run(*kubectl, "-n", NAMESPACE, "get", "coloniesexecutors"), end="")
@@ -161,7 +186,8 @@ def up() -> int:
     shown = os.path.relpath(ENV_FILE) if ENV_FILE.is_relative_to(Path.cwd()) else str(ENV_FILE)
     step(f"ready. Wrote {shown} (mode 0600: it holds private keys). Now:")
     print(f"\n    source {shown}\n    colonies executor ls\n"
-          "    colonies function submit --spec examples/echo.json --follow\n\n"
+          "    colonies function submit --spec examples/echo.json --follow\n"
+          "    colonies fs sync -l /hello -d ./hello --yes   # ColonyFS, for specs with an fs section\n\n"
           "The ColonyOS Python tutorial's scripts run as they are after the source (images: busybox:1.35 is in the "
           "local cluster, which pulls nothing).\n`make down` removes everything `make up` made (the cluster keeps "
           "running for make demo and make test; `make down STOP_CLUSTER=1` stops it too).", flush=True)
@@ -192,6 +218,11 @@ def down() -> int:
     else:
         step("the local cluster is not running: nothing to remove there")
     if STATE_DIR.exists():
+        step("stopping the S3 server and removing its data and credentials")
+        try:
+            s3("down", "--purge")
+        except subprocess.CalledProcessError:
+            step("hack/s3.sh down failed (see above); the Colonies server goes on being removed")
         step("stopping the Colonies server and removing its data and keys")
         ColoniesServer(state_dir=STATE_DIR).close()
         shutil.rmtree(STATE_DIR, ignore_errors=True)

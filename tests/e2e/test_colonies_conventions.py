@@ -228,14 +228,16 @@ def test_a_three_step_workflow_passes_values_from_parent_to_child(operator, exec
 
 # -- ColonyFS -------------------------------------------------------------------------------------------------------
 
-def test_a_process_asking_for_colonyfs_fails_at_once_and_never_runs(operator, executors, colony, kube_api, namespace):
-    executors.create_ready("cluster")
+def test_a_process_asking_for_colonyfs_of_an_executor_without_spec_fs_fails_at_once_and_never_runs(
+        operator, executors, colony, kube_api, namespace):
+    executors.create_ready("cluster")  # no spec.fs: tests/e2e/test_colonyfs.py has the executors with it
     fs = {"mount": "/cfs", "snapshots": [{"snapshotid": "", "label": "data", "dir": "/data", "keepfiles": False,
                                            "keepsnapshot": False}], "dirs": []}
     process = colony.client.submit(tutorial_spec(colony, cmd="echo should not run", fs=fs), colony.user_prvkey)
     final = wait_final(colony, process.processid, timeout=60)
     assert final.state == ProcessState.FAILED
-    assert "ColonyFS" in " ".join(final.errors) and "without its files" in " ".join(final.errors)
+    assert "ColonyFS" in " ".join(final.errors) and "has no spec.fs" in " ".join(final.errors)
+    assert "without its files" in " ".join(final.errors)
     assert no_job(kube_api, namespace, process.processid)
     assert "should not run" not in log_text(colony, process.processid)
 
@@ -379,7 +381,19 @@ TUTORIAL_SPEC = {"conditions": {"executortype": "helloworld-executor"}, "funcnam
 COMPOSE_VARIABLES = {"COLONIES_SERVER_HOST", "COLONIES_SERVER_PORT", "COLONIES_TLS", "COLONIES_COLONY_NAME",
                      "COLONIES_COLONY_ID", "COLONIES_COLONY_PRVKEY", "COLONIES_ID", "COLONIES_PRVKEY",
                      "COLONIES_SERVER_ID", "COLONIES_SERVER_PRVKEY", "COLONIES_EXECUTOR_NAME", "TZ", "LANG",
-                     "COLONIES_EXCLUSIVE_ASSIGN", "COLONIES_ALLOW_EXECUTOR_REREGISTER", "COLONIES_CLI_ASCII"}
+                     "COLONIES_EXCLUSIVE_ASSIGN", "COLONIES_ALLOW_EXECUTOR_REREGISTER", "COLONIES_CLI_ASCII",
+                     "AWS_S3_ENDPOINT", "AWS_S3_ACCESSKEY", "AWS_S3_SECRETKEY", "AWS_S3_REGION", "AWS_S3_TLS",
+                     "AWS_S3_BUCKET", "AWS_S3_SKIPVERIFY"}
+# The kube executor's own ColonyFS example (colonyos/executors, kube/README.md), with the image the cluster has.
+TUTORIAL_FS_SPEC = {
+    "conditions": {"executortype": "container-executor", "nodes": 1, "processespernode": 1, "mem": "64Mi",
+                   "cpu": "100m", "walltime": 90},
+    "funcname": "execute",
+    "kwargs": {"cmd": "cat", "docker-image": "busybox:1.35", "args": ["/cfs/hello/hello.txt"]},
+    "fs": {"mount": "/cfs", "dirs": [{"label": "/hello", "dir": "/hello", "keepfiles": True, "onconflicts": {
+        "onstart": {"keeplocal": False}, "onclose": {"keeplocal": True}}}]},
+    "maxexectime": 80, "maxretries": 0,
+}
 
 
 def sourced(env_file, base: dict[str, str]) -> dict[str, str]:
@@ -400,13 +414,18 @@ def test_make_up_twice_then_the_python_tutorial_runs_as_written_then_make_down(k
     from devtools.colonies_client import ColoniesClient
     from tests.fixtures.kube import REPO
 
-    if not kube_cluster.local:
+    import socket
+
+    if not kube_cluster.project_cluster:
         pytest.skip("make up runs on the project's own local cluster")
     namespace = f"dev-env-{secrets.token_hex(3)}"
     env_file = tmp_path / "colonies-dev.env"
     base = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    with socket.socket() as probe:  # a port of its own for the S3 server (a developer's make up may hold 9000)
+        probe.bind(("127.0.0.1", 0))
+        s3_port = str(probe.getsockname()[1])
     script_env = dict(base, COLONIES_DEV_ENV_FILE=str(env_file), COLONIES_DEV_NAMESPACE=namespace,
-                      COLONIES_DEV_STATE=str(tmp_path / "state"))
+                      COLONIES_DEV_STATE=str(tmp_path / "state"), COLONIES_DEV_S3_PORT=s3_port)
 
     def dev_env(command: str) -> str:
         result = subprocess.run([sys.executable, str(REPO / "hack" / "dev-env.py"), command], env=script_env,
@@ -422,7 +441,7 @@ def test_make_up_twice_then_the_python_tutorial_runs_as_written_then_make_down(k
         env = sourced(env_file, base)
         assert COMPOSE_VARIABLES <= set(env), COMPOSE_VARIABLES - set(env)
         assert env["COLONIES_COLONY_NAME"] == "dev" and env["COLONIES_EXECUTOR_NAME"] == "dev-docker"
-        for secret in ("COLONIES_PRVKEY", "COLONIES_COLONY_PRVKEY", "COLONIES_SERVER_PRVKEY"):
+        for secret in ("COLONIES_PRVKEY", "COLONIES_COLONY_PRVKEY", "COLONIES_SERVER_PRVKEY", "AWS_S3_SECRETKEY"):
             assert env[secret] not in first, f"{secret} was printed"
         users = ColoniesClient(env["COLONIES_SERVER_HOST"], int(env["COLONIES_SERVER_PORT"]))
         executor = users.get_executor("dev", "dev-docker", env["COLONIES_PRVKEY"])
@@ -471,6 +490,13 @@ def test_make_up_twice_then_the_python_tutorial_runs_as_written_then_make_down(k
         # 4. The CLI's submit --follow.
         (tmp_path / "helloworld.json").write_text(json.dumps(TUTORIAL_SPEC))
         assert "Hello from executor" in colonies("function", "submit", "--spec", "helloworld.json", "--follow")
+
+        # 5. ColonyFS, as the kube executor's README shows it: a folder synced to a label, read by a process.
+        (tmp_path / "hello").mkdir()
+        (tmp_path / "hello" / "hello.txt").write_text("Hello from ColonyFS\n")
+        colonies("fs", "sync", "-l", "/hello", "-d", "hello", "--yes")
+        (tmp_path / "hellofs.json").write_text(json.dumps(TUTORIAL_FS_SPEC))
+        assert "Hello from ColonyFS" in colonies("function", "submit", "--spec", "hellofs.json", "--follow")
     finally:
         if helper is not None and helper.poll() is None:
             helper.send_signal(signal.SIGINT)  # the tutorial's executor unregisters itself
