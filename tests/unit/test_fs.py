@@ -82,7 +82,8 @@ def test_which_steps_a_process_gets(fs, step_in, step_out):
     assert (plan.has_step_in, plan.has_step_out) == (step_in, step_out)
 
 
-@pytest.mark.parametrize("mount, extra", [("/cfs", ""), ("", ""), ("/data", "/data"), ("/home/user/work", "/home/user/work")])
+@pytest.mark.parametrize("mount, extra", [("/cfs", ""), ("", ""), ("/data", "/data"),
+                                          ("/home/user/work", "/home/user/work")])
 def test_the_files_are_also_at_another_mount(mount, extra):
     assert cfs.plan_fs({"mount": mount, "dirs": [dir_entry("/l", "/d")]}, PID).extra_mount == extra
 

@@ -199,10 +199,17 @@ now() { cut -d' ' -f1 /proc/uptime; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 hint() {
   case $1 in
-    *'The specified key does not exist'*) printf ' (a file of it has no bytes in the S3 bucket: Colonies v1.9.12 stores none for an empty file and cannot download one from a snapshot, and files synced to another bucket are not in this one)' ;;
-    *'connection refused'*|*'no such host'*|*'i/o timeout'*|*'no route to host'*) printf ' (a server cannot be reached: check the S3 endpoint in the Secret of spec.fs.s3SecretRef and spec.server)' ;;
-    *'signature we calculated'*|*'Access Denied'*|*'InvalidAccessKeyId'*) printf ' (S3 refused the credentials of the Secret of spec.fs.s3SecretRef)' ;;
-    *'no space left on device'*) printf ' (the volume is full: raise conditions.storage, or the size of the claim of spec.fs.persistentVolumeClaimName)' ;;
+    *'The specified key does not exist'*)
+      printf ' (a file of it has no bytes in the S3 bucket: Colonies v1.9.12 stores none for an empty file and'
+      printf ' cannot download one from a snapshot, and files synced to another bucket are not in this one)' ;;
+    *'connection refused'*|*'no such host'*|*'i/o timeout'*|*'no route to host'*)
+      printf ' (a server cannot be reached: check the S3 endpoint in the Secret of spec.fs.s3SecretRef and'
+      printf ' spec.server)' ;;
+    *'signature we calculated'*|*'Access Denied'*|*'InvalidAccessKeyId'*)
+      printf ' (S3 refused the credentials of the Secret of spec.fs.s3SecretRef)' ;;
+    *'no space left on device'*)
+      printf ' (the volume is full: raise conditions.storage, or the size of the claim of'
+      printf ' spec.fs.persistentVolumeClaimName)' ;;
   esac
 }
 cli() {
@@ -237,7 +244,8 @@ while :; do
   for c in $containers; do [ -s "$status/$c" ] || ended=; done
   [ -n "$ended" ] && break
   if [ -n "$stopped" ]; then
-    log "the process's containers ended without recording their command's end (stopped, killed or never started): nothing synced up"
+    log "the process's containers ended without recording their command's end" \
+      "(stopped, killed or never started): nothing synced up"
     exit 0
   fi
   sleep 0.2
@@ -245,7 +253,9 @@ done
 codes=
 for c in $containers; do codes="$codes $c=$(cat "$status/$c")"; done
 case $codes in
-  *=stopped*) log "the pod was stopped before the command ended (walltime, cancellation or eviction): nothing synced up"; finish 0 ;;
+  *=stopped*)
+    log "the pod was stopped before the command ended (walltime, cancellation or eviction): nothing synced up"
+    finish 0 ;;
 esac
 log "the command ended (exit code$codes): syncing up"
 started=$(now)
@@ -301,8 +311,9 @@ def script_in(fs: FsPlan) -> str:
         lines.append(f"cli {_q(f'syncing label {d.label} down to {d.path}')} fs sync -l {_q(d.label)} -d {path} "
                      f"--keeplocal={_keep(d.keep_local_on_start)} --yes --quite")
         lines.append(f"n=$(files {path})")
-        lines.append(f"if [ \"$n\" -eq 0 ]; then {_log(f'label {d.label} has no files: {d.path} starts empty')}; "
-                     f"else {_log(f'{d.path}: ', '$n', ' file(s), ', f'$(du -sh {path} | cut -f1)', f' from label {d.label}')}; fi")
+        empty = _log(f"label {d.label} has no files: {d.path} starts empty")
+        counted = _log(f"{d.path}: ", "$n", " file(s), ", f"$(du -sh {path} | cut -f1)", f" from label {d.label}")
+        lines.append(f"if [ \"$n\" -eq 0 ]; then {empty}; else {counted}; fi")
     paths = sorted({s.path for s in fs.snapshots if s.snapshot_id} | {d.path for d in fs.dirs})
     if paths:  # the process may run as another user than this step
         lines.append(f"chmod -R a+rwX {' '.join(_q(p) for p in paths)} 2>/dev/null || true")
