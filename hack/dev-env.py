@@ -1,10 +1,11 @@
 """The ColonyOS tutorial's dev environment: `make up` and `make down`.
 
 `up` starts a Colonies server with a colony named `dev` and a user, and the operator with two ColoniesExecutors, the
-Colonies executors `dev` and `dev-docker` of type `container-executor`: the names the tutorial's scripts address. It
-writes an env file with the variables of the tutorial's `docker-compose.env`, so after `source` the tutorial's
-scripts, pycolonies and the `colonies` CLI talk to this environment. Running `up` again starts only what is not
-running and keeps the keys.
+Colonies executors `dev` and `dev-docker` of type `container-executor`: the names the tutorial's scripts address. On
+the project's cluster it also starts an S3 server for ColonyFS (MinIO, hack/s3.sh, its data in the state dir) and
+the executors sync ColonyFS. It writes an env file with the variables of the tutorial's `docker-compose.env`, so
+after `source` the tutorial's scripts, pycolonies and the `colonies` CLI (`colonies fs sync` too) talk to this
+environment. Running `up` again starts only what is not running and keeps the keys.
 
 The cluster is the one KUBECONFIG names, else the project's local cluster (started if needed). On the project's
 cluster the operator runs in it (Helm chart); elsewhere it runs on this machine against the cluster, in the
@@ -14,13 +15,15 @@ with its data and the env file. The cluster keeps running; STOP_CLUSTER=1 stops 
 
 Settings (environment): COLONIES_DEV_ENV_FILE (default: colonies-dev.env in the repository, git-ignored),
 COLONIES_DEV_NAMESPACE (default colonies-dev), COLONIES_DEV_STATE (default: dev/ in the project's cache),
-COLONIES_OPERATOR_RUN (in-cluster or outside).
+COLONIES_OPERATOR_RUN (in-cluster or outside), COLONIES_DEV_S3_PORT (default 9000: the S3 server's port on the
+cluster bridge).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -50,6 +53,7 @@ NAMESPACE = os.environ.get("COLONIES_DEV_NAMESPACE") or "colonies-dev"
 STATE_DIR = Path(os.environ.get("COLONIES_DEV_STATE") or CACHE / "dev")
 MADE_FILE = STATE_DIR / "cluster.json"
 OPERATOR_LOG = STATE_DIR / "operator.log"
+S3_SECRET = "colonies-s3"  # the ColoniesExecutors' spec.fs.s3SecretRef
 
 
 def colony_keys(server: ColoniesServer) -> dict[str, str]:
@@ -94,12 +98,26 @@ def env_lines(server: ColoniesServer, keys: dict[str, str]) -> list[tuple[str, s
     ]
 
 
-def write_env_file(server: ColoniesServer, keys: dict[str, str]) -> None:
+def s3(command: str, *args: str) -> str:
+    """hack/s3.sh with the dev environment's state dir (data and credentials in the cache) and port."""
+    env = dict(os.environ, S3_STATE_DIR=str(STATE_DIR / "s3"),
+               S3_PORT=os.environ.get("COLONIES_DEV_S3_PORT") or "9000")
+    return subprocess.run([str(REPO / "hack" / "s3.sh"), command, *args], check=True, stdout=subprocess.PIPE,
+                          text=True, env=env).stdout
+
+
+def s3_settings() -> list[tuple[str, str]]:
+    """The AWS_S3_* variables of the running S3 server (`hack/s3.sh env`), in its order."""
+    return re.findall(r'^export (AWS_S3_[A-Z]+)="([^"]*)"$', s3("env"), re.MULTILINE)
+
+
+def write_env_file(server: ColoniesServer, keys: dict[str, str], s3_variables: list[tuple[str, str]]) -> None:
     lines = ["# The colonies-operator dev environment, written by `make up`; `make down` removes it.",
              "# It holds private keys: keep it to yourself. Not set here, because nothing here uses them:",
              "# COLONIES_DB_* (the server's database is private to it), COLONIES_MONITOR_* (no monitor runs),",
-             "# MinIO/AWS_S3_*/EXECUTOR_FS_DIR (the operator does not support ColonyFS yet).",
-             *(f"export {name}={shlex.quote(value)}" for name, value in env_lines(server, keys)),
+             "# MINIO_* (the S3 server's own, kept by hack/s3.sh), EXECUTOR_FS_DIR (the operator's Jobs keep their",
+             "# files in their pods).",
+             *(f"export {name}={shlex.quote(value)}" for name, value in env_lines(server, keys) + s3_variables),
              f"export PATH={shlex.quote(str(Path(server.binary).parent))}:\"$PATH\"  # the colonies CLI"]
     ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
     partial = ENV_FILE.with_name(ENV_FILE.name + ".partial")
@@ -116,6 +134,14 @@ def up() -> int:
     if made.kubeconfig != cluster.kubeconfig or made.operator_run != cluster.operator_run:
         raise SystemExit(f"make up already set up the operator ({made.operator_run}) on the cluster of "
                          f"{made.kubeconfig}: run make down first")
+    # ColonyFS needs the sync steps in the pods to reach an S3 server and the Colonies server: only the project's
+    # cluster has both, on its bridge.
+    colonyfs = cluster.project_own
+    if colonyfs:
+        step("loading the colonies CLI's image (the ColonyFS steps) and starting the S3 server (hack/s3.sh; kept "
+             "running, its data kept until make down)")
+        devenv.script("load-image.sh", "colonies")  # spec.fs.image's default reference
+        s3("up")
     step("starting the Colonies server (kept running; its data and keys are kept until make down)")
     server = ColoniesServer(state_dir=STATE_DIR).start()
     keys = colony_keys(server)
@@ -134,24 +160,30 @@ def up() -> int:
                                 f"--from-literal=colonyPrvKey={keys['colony_prvkey']}", "--dry-run=client", "-o",
                                 "json"))
         devenv.apply(cluster, made, secret, CREATED_BY)
+        if colonyfs:
+            devenv.apply(cluster, made, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": S3_SECRET},
+                                         "stringData": dict(s3_settings())}, CREATED_BY)
         for name in EXECUTORS:
             devenv.apply(cluster, made, {
                 "apiVersion": "colonyos.io/v1alpha1", "kind": "ColoniesExecutor", "metadata": {"name": name},
                 "spec": {"server": {"host": server.host, "port": server.port}, "colonyName": COLONY,
                          "executorType": EXECUTOR_TYPE, "assignTimeoutSeconds": ASSIGN_TIMEOUT_SECONDS,
-                         "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}}}}, CREATED_BY)
+                         "credentials": {"colonyKeySecret": {"name": "colonies-colony-key"}},
+                         **({"fs": {"s3SecretRef": {"name": S3_SECRET}}} if colonyfs else {})}}, CREATED_BY)
     finally:
         made.save(MADE_FILE)
     for name in EXECUTORS:
         devenv.wait_ready(cluster, NAMESPACE, name)
     print(run(*cluster.kubectl, "-n", NAMESPACE, "get", "coloniesexecutors"), end="")
-    write_env_file(server, keys)
+    write_env_file(server, keys, s3_settings() if colonyfs else [])
     shown = os.path.relpath(ENV_FILE) if ENV_FILE.is_relative_to(Path.cwd()) else str(ENV_FILE)
     where = ("in the cluster (kubectl -n {ns} logs deploy/{rel})".format(ns=NAMESPACE, rel=devenv.RELEASE)
              if cluster.operator_run == devenv.IN_CLUSTER else f"on this machine (log {OPERATOR_LOG})")
     step(f"ready: the operator runs {where}. Wrote {shown} (mode 0600: it holds private keys). Now:")
     print(f"\n    source {shown}\n    colonies executor ls\n"
-          "    colonies function submit --spec examples/echo.json --follow\n\n"
+          "    colonies function submit --spec examples/echo.json --follow\n"
+          + ("    colonies fs sync -l /hello -d ./hello --yes   # ColonyFS, for specs with an fs section\n"
+             if colonyfs else "") + "\n"
           "The ColonyOS Python tutorial's scripts run as they are after the source (images: the project's cluster "
           "pulls nothing, and has busybox:1.35).\n`make down` removes what `make up` made, and nothing else; the "
           "cluster keeps running.", flush=True)
@@ -183,6 +215,11 @@ def down() -> int:
     else:
         step("make up recorded nothing in a cluster")
     if STATE_DIR.exists():
+        step("stopping the S3 server and removing its data and credentials")
+        try:
+            s3("down", "--purge")
+        except subprocess.CalledProcessError:
+            step("hack/s3.sh down failed (see above); the Colonies server goes on being removed")
         step("stopping the Colonies server and removing its data and keys")
         ColoniesServer(state_dir=STATE_DIR).close()
         shutil.rmtree(STATE_DIR, ignore_errors=True)

@@ -10,13 +10,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../lib.sh"
 
-IMAGES=(pause busybox operator)
+IMAGES=(pause busybox operator colonies)
 # Built when no name is given (what up.sh imports). The operator image only on request (build.sh operator,
 # hack/load-image.sh operator): it takes longer, and its tag changes with every change to the code.
 DEFAULT_IMAGES=(pause busybox)
 declare -A REF=(
   [pause]=registry.k8s.io/pause:3.10
   [busybox]=docker.io/library/busybox:1.35
+  [colonies]=docker.io/colonyos/colonies:$COLONIES_VERSION
 )
 REPO_DIR="${OPERATOR_IMAGE_SOURCES:-$(cd "$HERE/../.." && pwd)}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -192,6 +193,32 @@ context_busybox() {
   echo "$dir/Containerfile"
 }
 
+# Colonies' CLI image, for the steps of a Job's pod that move ColonyFS files (`colonies fs sync`, `fs snapshot
+# download`): a stand-in for upstream's colonyos/colonies:<version> (Alpine, with the CLI and busybox), with the same
+# interface, sh and `colonies` on the PATH. The static build of hack/build-colonies.sh --static at
+# /usr/local/bin/colonies, Debian's busybox-static (the shell and tools of the steps' scripts) and the Mozilla CA
+# bundle from Debian's ca-certificates .deb (for COLONIES_TLS/AWS_S3_TLS; not this host's bundle, which may hold a
+# local proxy's CA). No user: the pod spec chooses the uid.
+context_colonies() {
+  local dir=$1 binary deb c
+  binary=$("$HERE/../build-colonies.sh" --static)
+  (cd "$dir" && apt-get download ca-certificates busybox-static >/dev/null 2>&1) ||
+    { apt-get update -qq >&2 && (cd "$dir" && apt-get download ca-certificates busybox-static >/dev/null); } ||
+    die "cannot download Debian's ca-certificates and busybox-static packages"
+  for deb in "$dir"/ca-certificates_*.deb "$dir"/busybox-static_*.deb; do dpkg-deb -x "$deb" "$dir/deb"; done
+  mkdir -p "$dir"/rootfs/{bin,usr/local/bin,etc/ssl/certs,tmp}
+  cp "$binary" "$dir/rootfs/usr/local/bin/colonies"
+  cp "$dir/deb/bin/busybox" "$dir/rootfs/bin/busybox"
+  for c in $("$dir/rootfs/bin/busybox" --list); do [ "$c" = busybox ] || ln -s busybox "$dir/rootfs/bin/$c"; done
+  # What update-ca-certificates makes of the package's certificates, sorted as it does.
+  find "$dir/deb/usr/share/ca-certificates/mozilla" -name '*.crt' | LC_ALL=C sort | xargs cat \
+    > "$dir/rootfs/etc/ssl/certs/ca-certificates.crt"
+  chmod 1777 "$dir/rootfs/tmp"
+  printf '%s\n' 'FROM scratch' 'COPY rootfs/ /' 'ENV PATH=/usr/local/bin:/bin' 'CMD ["colonies"]' \
+    > "$dir/Containerfile"
+  echo "$dir/Containerfile"
+}
+
 # The operator: the repository's Dockerfile, its context the repository (.dockerignore lets in what it needs).
 context_operator() {
   echo "$REPO_DIR/Dockerfile"
@@ -199,6 +226,9 @@ context_operator() {
 
 # What goes into each image, hashed: a new hash is a new tar (and, for the operator, a new tag).
 recipe_pause() { { declare -f context_pause; cat "$HERE/pause.c"; } | sha256sum | cut -c1-12; }
+recipe_colonies() { { declare -f context_colonies; echo "$COLONIES_VERSION"; cat "$HERE/../build-colonies.sh";
+  apt-cache policy ca-certificates busybox-static 2>/dev/null | grep -E '^[a-z]|Candidate'; } |
+  sha256sum | cut -c1-12; }
 recipe_busybox() { { declare -f context_busybox; apt-cache policy busybox-static 2>/dev/null | sed -n 2,3p; } |
   sha256sum | cut -c1-12; }
 
@@ -246,9 +276,11 @@ fi
 for name in "${names[@]}"; do
   ref=${REF[$name]}
   # <prefix>-<tag>[-<recipe hash>].tar; "colonies-operator", not "operator", which older checkouts' build.sh
-  # prunes in the same cache.
+  # prunes in the same cache; "colonies-cli", not "colonies", whose pruning pattern (colonies-*-<hash>.tar) would
+  # take the operator's tars.
   case $name in
     operator) prefix=colonies-operator; tar="$OUT_DIR/$prefix-${ref##*:}.tar" ;;
+    colonies) prefix=colonies-cli; tar="$OUT_DIR/$prefix-${ref##*:}-$("recipe_$name").tar" ;;
     *) prefix=$name; tar="$OUT_DIR/$name-${ref##*:}-$("recipe_$name").tar" ;;
   esac
   # One builder per image at a time (two test sessions may ask for the same new tag).

@@ -228,13 +228,15 @@ def test_a_three_step_workflow_passes_values_from_parent_to_child(operator, exec
 
 # -- ColonyFS -------------------------------------------------------------------------------------------------------
 
-def test_a_process_asking_for_colonyfs_fails_at_once_and_never_runs(operator, executors, colony, kube_api, namespace):
-    executors.create_ready("cluster")
+def test_a_process_asking_for_colonyfs_of_an_executor_without_spec_fs_fails_at_once_and_never_runs(
+        operator, executors, colony, kube_api, namespace):
+    executors.create_ready("cluster")  # no spec.fs: tests/e2e/test_colonyfs.py has the executors with it
     fs = {"mount": "/cfs", "snapshots": [{"snapshotid": "", "label": "data", "dir": "/data", "keepfiles": False,
                                            "keepsnapshot": False}], "dirs": []}
     process = colony.client.submit(tutorial_spec(colony, cmd="echo should not run", fs=fs), colony.user_prvkey)
     final = wait_final(colony, process.processid, timeout=60)
     assert final.state == ProcessState.FAILED
-    assert "ColonyFS" in " ".join(final.errors) and "without its files" in " ".join(final.errors)
+    assert "ColonyFS" in " ".join(final.errors) and "has no spec.fs" in " ".join(final.errors)
+    assert "without its files" in " ".join(final.errors)
     assert no_job(kube_api, namespace, process.processid)
     assert "should not run" not in log_text(colony, process.processid)

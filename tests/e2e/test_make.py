@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -266,6 +267,19 @@ COMPOSE_VARIABLES = {"COLONIES_SERVER_HOST", "COLONIES_SERVER_PORT", "COLONIES_T
                      "COLONIES_COLONY_ID", "COLONIES_COLONY_PRVKEY", "COLONIES_ID", "COLONIES_PRVKEY",
                      "COLONIES_SERVER_ID", "COLONIES_SERVER_PRVKEY", "COLONIES_EXECUTOR_NAME", "TZ", "LANG",
                      "COLONIES_EXCLUSIVE_ASSIGN", "COLONIES_ALLOW_EXECUTOR_REREGISTER", "COLONIES_CLI_ASCII"}
+# ... and ColonyFS's, on the project's cluster (where make up runs an S3 server).
+S3_VARIABLES = {"AWS_S3_ENDPOINT", "AWS_S3_ACCESSKEY", "AWS_S3_SECRETKEY", "AWS_S3_REGION", "AWS_S3_TLS",
+                "AWS_S3_BUCKET", "AWS_S3_SKIPVERIFY"}
+# The kube executor's own ColonyFS example (colonyos/executors, kube/README.md), with the image the cluster has.
+TUTORIAL_FS_SPEC = {
+    "conditions": {"executortype": "container-executor", "nodes": 1, "processespernode": 1, "mem": "64Mi",
+                   "cpu": "100m", "walltime": 90},
+    "funcname": "execute",
+    "kwargs": {"cmd": "cat", "docker-image": "busybox:1.35", "args": ["/cfs/hello/hello.txt"]},
+    "fs": {"mount": "/cfs", "dirs": [{"label": "/hello", "dir": "/hello", "keepfiles": True, "onconflicts": {
+        "onstart": {"keeplocal": False}, "onclose": {"keeplocal": True}}}]},
+    "maxexectime": 80, "maxretries": 0,
+}
 
 
 def sourced(env_file: Path, base: dict[str, str]) -> dict[str, str]:
@@ -311,8 +325,11 @@ class DevEnv:
                  **settings: str) -> None:
         self.env_file = tmp_path / "colonies-dev.env"
         self.base = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        with socket.socket() as probe:  # a port of its own for the S3 server (a developer's make up may hold 9000)
+            probe.bind(("127.0.0.1", 0))
+            s3_port = str(probe.getsockname()[1])
         env = user_env(kube_cluster, COLONIES_DEV_ENV_FILE=str(self.env_file), COLONIES_DEV_NAMESPACE=namespace,
-                       COLONIES_DEV_STATE=str(tmp_path / "state"), **settings)
+                       COLONIES_DEV_STATE=str(tmp_path / "state"), COLONIES_DEV_S3_PORT=s3_port, **settings)
         if not with_kubeconfig:
             del env["KUBECONFIG"]
         self.env = env
@@ -343,9 +360,9 @@ def test_make_up_on_the_kubeconfig_cluster_runs_the_python_tutorial_as_written_t
         assert f"source {dev.env_file}" in first and "make down" in first
         assert oct(dev.env_file.stat().st_mode & 0o777) == "0o600"
         env = dev.sourced()
-        assert COMPOSE_VARIABLES <= set(env), COMPOSE_VARIABLES - set(env)
+        assert COMPOSE_VARIABLES | S3_VARIABLES <= set(env), COMPOSE_VARIABLES | S3_VARIABLES - set(env)
         assert env["COLONIES_COLONY_NAME"] == "dev" and env["COLONIES_EXECUTOR_NAME"] == "dev-docker"
-        for secret in ("COLONIES_PRVKEY", "COLONIES_COLONY_PRVKEY", "COLONIES_SERVER_PRVKEY"):
+        for secret in ("COLONIES_PRVKEY", "COLONIES_COLONY_PRVKEY", "COLONIES_SERVER_PRVKEY", "AWS_S3_SECRETKEY"):
             assert env[secret] not in first, f"{secret} was printed"
         users = ColoniesClient(env["COLONIES_SERVER_HOST"], int(env["COLONIES_SERVER_PORT"]))
         executor = users.get_executor("dev", "dev-docker", env["COLONIES_PRVKEY"])
@@ -382,6 +399,13 @@ def test_make_up_on_the_kubeconfig_cluster_runs_the_python_tutorial_as_written_t
         (tmp_path / "helloworld.json").write_text(json.dumps(TUTORIAL_SPEC))
         assert "Hello from executor" in tutorial.colonies("function", "submit", "--spec", "helloworld.json",
                                                           "--follow")
+
+        # 5. ColonyFS, as the kube executor's README shows it: a folder synced to a label, read by a process.
+        (tmp_path / "hello").mkdir()
+        (tmp_path / "hello" / "hello.txt").write_text("Hello from ColonyFS\n")
+        tutorial.colonies("fs", "sync", "-l", "/hello", "-d", "hello", "--yes")
+        (tmp_path / "hellofs.json").write_text(json.dumps(TUTORIAL_FS_SPEC))
+        assert "Hello from ColonyFS" in tutorial.colonies("function", "submit", "--spec", "hellofs.json", "--follow")
     finally:
         if helper is not None and helper.poll() is None:
             helper.send_signal(signal.SIGINT)  # the tutorial's executor unregisters itself

@@ -284,6 +284,12 @@ def test_each_example_says_what_to_set_before_applying():
     ("jobs.podTemplate", {"metadata": {"labels": {"n": 1}}}),
     ("jobs.priorityClassName", 7),
     ("credentials.colonyKeySecret", {"key": "colonyPrvKey"}),
+    ("fs", {"image": "colonyos/colonies:v1.9.12"}),
+    ("fs.s3SecretRef", {}),
+    ("fs.s3SecretRef.name", ""),
+    ("fs.uploadTimeoutSeconds", 0),
+    ("fs.persistentVolumeClaimName", "Not_A_Claim"),
+    ("fs.resources.limits", {"memory": True}),
 ])
 def test_schema_rejects_wrong_values(path, value):
     validator = _validator()
@@ -314,6 +320,16 @@ def test_config_refuses_a_host_with_more_than_a_host_in_it(host):
     spec["server"]["host"] = host
     with pytest.raises(cfg.InvalidSpec, match="spec.server.host .* is not a DNS name or an IP address"):
         cfg.config_from_spec(spec, namespace="ns", name="n")
+
+
+def test_schema_and_config_accept_spec_fs():
+    spec = {**copy.deepcopy(MINIMAL_SPEC), "fs": {"s3SecretRef": {"name": "colonies-s3"}, "image": "reg/colonies:1",
+                                                   "persistentVolumeClaimName": "cfs", "uploadTimeoutSeconds": 60,
+                                                   "resources": {"requests": {"cpu": 1, "memory": "64Mi"}}}}
+    assert list(_validator().iter_errors({"spec": spec})) == []
+    fs = cfg.config_from_spec(spec, namespace="ns", name="n").fs
+    assert (fs.s3_secret, fs.image, fs.persistent_volume_claim, fs.upload_timeout_seconds, fs.resources) == \
+        ("colonies-s3", "reg/colonies:1", "cfs", 60, {"requests": {"cpu": 1, "memory": "64Mi"}})
 
 
 @pytest.mark.parametrize("missing", ["server", "colonyName", "credentials"])
@@ -368,7 +384,7 @@ def test_condition_list_is_a_map_keyed_by_type():
 
 def test_function_specs_are_safe_colonies_json():
     specs = _function_specs()
-    assert {p.name for p in specs} == {"echo.json", "fail.json", "gpu.json", "multinode.json"}
+    assert {p.name for p in specs} == {"echo.json", "fail.json", "gpu.json", "multinode.json", "colonyfs.json"}
     spec_schema = _schema()["properties"]["spec"]["properties"]
     for path in specs:
         spec = json.loads(path.read_text())
@@ -386,11 +402,14 @@ def test_function_specs_are_safe_colonies_json():
 
 @pytest.mark.parametrize("name, nodes, per_node, gpus", [
     ("echo.json", 1, 1, 0), ("fail.json", 1, 1, 0), ("gpu.json", 1, 1, 1), ("multinode.json", 2, 2, 0),
+    ("colonyfs.json", 1, 1, 0),
 ])
 def test_function_specs_become_jobs(name, nodes, per_node, gpus):
     """Each example is a process this operator accepts, with the shape its file name promises."""
     spec = json.loads((EXAMPLES / name).read_text())
     process = Process.from_dict({"processid": "a1" * 32, "spec": spec})
-    plan = plan_job(process, cfg.config_from_spec(MINIMAL_SPEC, namespace="ns", name="n"))
+    resource = {**MINIMAL_SPEC, "fs": {"s3SecretRef": {"name": "colonies-s3"}}}
+    plan = plan_job(process, cfg.config_from_spec(resource, namespace="ns", name="n"))
+    assert (plan.fs is not None) == ("fs" in spec)
     assert (plan.nodes, plan.processes_per_node, plan.gpus) == (nodes, per_node, gpus)
     assert plan.walltime == spec["conditions"]["walltime"]

@@ -60,6 +60,17 @@ CASES = {
                                      "volumeMounts": [{"name": "results", "mountPath": "/results"}]}]}}}},
                      {"kwargs": {"docker-image": "busybox:1.35", "cmd": "train --data /data --out /results"},
                       "conditions": {"nodes": 1, "processespernode": 2, "cpu": "1000m", "mem": "1Gi"}}),
+    # ColonyFS: a snapshot and a label in, results out, the files also at the old kube executor's mount
+    "colonyfs": ({"fs": {"s3SecretRef": {"name": "colonies-s3"}}},
+                 {"kwargs": {"docker-image": "python:3.12", "cmd": "python /cfs/code/run.py /cfs/data /cfs/out"},
+                  "conditions": {"nodes": 1, "processespernode": 1, "mem": "1Gi", "walltime": 600},
+                  "fs": {"mount": "/data", "snapshots": [
+                      {"snapshotid": "ef" * 32, "label": "/code", "dir": "/code", "keepfiles": False,
+                       "keepsnapshot": False}],
+                      "dirs": [{"label": "/datasets/one", "dir": "/data", "keepfiles": False,
+                                "onconflicts": {"onstart": {"keeplocal": False}, "onclose": {"keeplocal": False}}},
+                               {"label": "/results/{processid}", "dir": "/out", "keepfiles": False,
+                                "onconflicts": {"onstart": {"keeplocal": False}, "onclose": {"keeplocal": True}}}]}}),
 }
 
 

@@ -191,11 +191,13 @@ def test_kwargs_the_operator_does_not_use_never_fail_a_process(extra):
     {"mount": "/cfs", "snapshots": [{"label": "data", "dir": "/data"}], "dirs": []},
     {"mount": "", "snapshots": None, "dirs": [{"label": "out", "dir": "/out"}]},
 ])
-def test_a_process_asking_for_colonyfs_fails_rather_than_run_without_its_files(fs):
+def test_a_process_asking_for_colonyfs_of_an_executor_without_spec_fs_fails_rather_than_run_without_its_files(fs):
     p = process()
     p.spec.fs = fs
-    with pytest.raises(InvalidProcess, match="ColonyFS .* does not support yet: the process would run without its"):
+    with pytest.raises(InvalidProcess, match=r"ColonyFS .* ColoniesExecutor work/exec1 has no spec.fs .*: the process "
+                                             r"would run without its files"):
         plan_job(p, config())
+    assert plan_job(p, config(fs={"s3SecretRef": {"name": "s3"}})).fs is not None
 
 
 def test_an_empty_fs_as_the_server_sends_it_is_no_request_for_colonyfs():

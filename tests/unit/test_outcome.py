@@ -23,8 +23,10 @@ def job(conditions=(), created=10):
             "status": {"conditions": [{"type": t, "status": "True", "reason": r, "message": m} for t, r, m in conditions]}}
 
 
-def pod(phase="Running", containers=(), scheduled=None, created=10, index="0"):
+def pod(phase="Running", containers=(), scheduled=None, created=10, index="0", init=()):
     status = {"phase": phase, "containerStatuses": list(containers), "conditions": []}
+    if init:
+        status["initContainerStatuses"] = list(init)
     if scheduled:
         status["conditions"].append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                      "message": scheduled, "lastTransitionTime": ago(created)})
@@ -148,6 +150,51 @@ CASES = [
          job(), [with_init(pod("Pending", [waiting("main", "PodInitializing")], created=90),
                            waiting("prepare", "CreateContainerConfigError", 'secret "api-token" not found'))],
          "failed", error='container prepare in pod 0 cannot start (CreateContainerConfigError): secret "api-token"'),
+    # ColonyFS steps (core/fs.py): their own reason, and a failed upload fails a command that succeeded.
+    Case("a step before the command that failed says why, in its own words",
+         job([("Failed", "BackoffLimitExceeded", "")]),
+         [pod("Failed", [waiting("main", "PodInitializing")],
+              init=[terminated("colonyfs-in", 1, message="downloading snapshot s to /cfs/s failed: Snapshot not "
+                                                        "found")])],
+         "failed", reason=FailureReason.COLONYFS,
+         error="ColonyFS before the command (colonyfs-in in pod 0): downloading snapshot s to /cfs/s failed: "
+               "Snapshot not found"),
+    Case("a failed step fails the process before the Job controller notices",
+         job(), [pod("Failed", init=[terminated("colonyfs-in", 1, message="m")])], "failed",
+         reason=FailureReason.COLONYFS, error="ColonyFS before the command"),
+    Case("a failed upload fails a command that succeeded",
+         job([("Complete", "", "")]),
+         [pod("Succeeded", [terminated("main", 0, "Completed")],
+              init=[terminated("colonyfs-in", 0, "Completed"),
+                    terminated("colonyfs-out", 1, message="syncing /cfs/out up to label /r failed: no route")])],
+         "failed", reason=FailureReason.COLONYFS,
+         error="ColonyFS after the command (colonyfs-out in pod 0): syncing /cfs/out up to label /r failed"),
+    Case("an upload stopped by the grace period says to raise the timeout",
+         job([("Complete", "", "")]),
+         [pod("Succeeded", [terminated("main", 0, "Completed")], init=[terminated("colonyfs-out", 137)])],
+         "failed", reason=FailureReason.COLONYFS, error="spec.fs.uploadTimeoutSeconds"),
+    Case("a step out of memory says which limit to raise",
+         job([("Complete", "", "")]),
+         [pod("Succeeded", [terminated("main", 0, "Completed")], init=[terminated("colonyfs-out", 137, "OOMKilled")])],
+         "failed", reason=FailureReason.COLONYFS, error="spec.fs.resources.limits.memory"),
+    Case("a command that failed is the reason, its upload's failure follows",
+         job([("Failed", "BackoffLimitExceeded", "")]),
+         [pod("Failed", [terminated("main", 2)], init=[terminated("colonyfs-out", 1, message="up failed")])],
+         "failed", reason=FailureReason.EXIT_CODE, error="container main in pod 0 exited with code 2"),
+    Case("steps that succeeded leave the output to the command",
+         job([("Complete", "", "")]),
+         [pod("Succeeded", [terminated("main", 0, "Completed", '["r"]')],
+              init=[terminated("colonyfs-in", 0, "Completed"), terminated("colonyfs-out", 0, "Completed")])],
+         "succeeded", output=("r",)),
+    Case("the image of a step that cannot be pulled names spec.fs.image",
+         job(), [pod("Pending", [waiting("main", "PodInitializing")], created=30,
+                     init=[waiting("colonyfs-in", "ErrImageNeverPull")])], "failed",
+         reason=FailureReason.IMAGE_PULL, error="check spec.fs.image and the image pull secrets"),
+    Case("a step whose Secret key is missing fails after the grace period with the kubelet's words",
+         job(), [pod("Pending", [waiting("main", "PodInitializing")], created=30,
+                     init=[waiting("colonyfs-in", "CreateContainerConfigError",
+                                   'couldn\'t find key AWS_S3_BUCKET in Secret ns/s3')])], "failed",
+         error="couldn't find key AWS_S3_BUCKET in Secret ns/s3", grace=20),
 ]
 
 

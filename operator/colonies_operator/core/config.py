@@ -7,6 +7,7 @@ line, for what it cannot (and for resources written before a default existed).
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
 
@@ -27,6 +28,11 @@ DEFAULT_EXECUTOR_TYPE = "container-executor"
 DEFAULT_FUNCTIONS = ("execute",)
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_GPU_NODE_LABEL = "nvidia.com/gpu.product"
+# ColonyFS: the image of the steps that move a process's files (the colonies CLI and a shell, of the server's
+# version), and their resources.
+DEFAULT_FS_IMAGE = "colonyos/colonies:v1.9.12"
+DEFAULT_FS_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}}
+DEFAULT_FS_UPLOAD_TIMEOUT = 600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -86,6 +92,18 @@ class GpuConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FsConfig:
+    """spec.fs: how the Jobs move ColonyFS files (core/fs.py builds the steps)."""
+
+    s3_secret: str  # a Secret in the Jobs' namespace holding the AWS_S3_* settings
+    image: str = DEFAULT_FS_IMAGE
+    persistent_volume_claim: str = ""  # the files on this claim, kept between processes; empty: an emptyDir
+    upload_timeout_seconds: int = DEFAULT_FS_UPLOAD_TIMEOUT
+    resources: dict[str, Any] = dataclasses.field(default_factory=lambda: json.loads(json.dumps(
+        DEFAULT_FS_RESOURCES)))
+
+
+@dataclasses.dataclass(frozen=True)
 class ExecutorConfig:
     """Everything one ColoniesExecutor resource asks for."""
 
@@ -106,6 +124,7 @@ class ExecutorConfig:
     limits: ProcessLimits = ProcessLimits()
     defaults: ProcessDefaults = ProcessDefaults()
     policy: OperatorPolicy = DEFAULT_POLICY  # the cluster admin's, which the resource is checked against
+    fs: FsConfig | None = None  # None: processes asking for ColonyFS are refused
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
@@ -235,7 +254,38 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
         limits=limits,
         defaults=defaults,
         policy=policy,
+        fs=_fs_config(spec.get("fs"), job_namespace, namespace),
     )
+
+
+def _fs_config(value: Any, job_namespace: str, namespace: str) -> FsConfig | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidSpec("spec.fs must be an object, e.g. {s3SecretRef: {name: colonies-s3}}")
+    ref = value.get("s3SecretRef")
+    secret = ref.get("name") if isinstance(ref, dict) else None
+    if not secret or not isinstance(secret, str):
+        raise InvalidSpec("spec.fs.s3SecretRef.name is required: the Secret with the S3 settings (AWS_S3_ENDPOINT, "
+                          "AWS_S3_BUCKET, AWS_S3_ACCESSKEY, AWS_S3_SECRETKEY, ...) the Jobs' ColonyFS steps use")
+    if job_namespace != namespace:
+        # A pod reads Secrets of its own namespace only, and the executor key stays where the resource is.
+        raise InvalidSpec(f"spec.fs needs the Jobs in the resource's own namespace {namespace!r}, not "
+                          f"{job_namespace!r}: their ColonyFS steps read the executor key from its Secret there")
+    image = value.get("image") or DEFAULT_FS_IMAGE
+    claim = value.get("persistentVolumeClaimName") or ""
+    resources = value.get("resources")
+    if not isinstance(image, str) or any(c.isspace() for c in image):
+        raise InvalidSpec(f"spec.fs.image must be an image reference, not {image!r}")
+    if not isinstance(claim, str) or (claim and not _DNS_SUBDOMAIN.match(claim)):
+        raise InvalidSpec(f"spec.fs.persistentVolumeClaimName {claim!r} is not a PersistentVolumeClaim name")
+    if resources is not None and not isinstance(resources, dict):
+        raise InvalidSpec("spec.fs.resources must be an object (a core Kubernetes ResourceRequirements)")
+    return FsConfig(s3_secret=secret, image=image, persistent_volume_claim=claim,
+                    upload_timeout_seconds=_positive(value.get("uploadTimeoutSeconds"), "spec.fs.uploadTimeoutSeconds",
+                                                     DEFAULT_FS_UPLOAD_TIMEOUT),
+                    resources=dict(resources) if resources is not None else json.loads(json.dumps(
+                        DEFAULT_FS_RESOURCES)))
 
 
 def _secret_ref(value: Any, default_key: str, what: str) -> SecretKeyRef | None:

@@ -78,4 +78,5 @@ class FailureReason(str, enum.Enum):
     INVALID = "invalid"
     JOB_REFUSED = "job_refused"
     JOB_DELETED = "job_deleted"
+    COLONYFS = "colonyfs"  # moving the process's ColonyFS files in or out failed
     OTHER = "other"

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from .fs import STEP_IN, STEP_OUT, STEPS
 from .names import COMPLETION_INDEX, FailureReason
 
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
@@ -70,11 +71,12 @@ def output_from_termination_message(message: str | None) -> tuple[Any, ...]:
 
 def _init_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
     """The init containers' statuses (a pod template's) while no process container has started: one that ended
-    badly then stopped the pod. Once the process runs, those still listed are native sidecars, stopped with it."""
+    badly then stopped the pod. Once the process runs, those still listed are native sidecars, stopped with it.
+    The ColonyFS steps are not among them: _step_failures says how they failed."""
     status = pod.get("status") or {}
     started = any({"running", "terminated"} & set(s.get("state") or {})
                   for s in status.get("containerStatuses") or [])
-    return [] if started else list(status.get("initContainerStatuses") or [])
+    return [] if started else [s for s in status.get("initContainerStatuses") or [] if s.get("name") not in STEPS]
 
 
 def _container_failures(pod: dict[str, Any]) -> list[str]:
@@ -91,6 +93,26 @@ def _container_failures(pod: dict[str, Any]) -> list[str]:
                                 f"{terminated.get('exitCode')}): raise conditions.mem")
             else:
                 failures.append(f"{what} exited with code {terminated.get('exitCode')} ({reason})")
+    return failures
+
+
+def _step_failures(pod: dict[str, Any]) -> list[str]:
+    """The ColonyFS steps (fs.py) of the pod that failed, with the reason each wrote (or the kubelet's)."""
+    failures = []
+    for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if status.get("name") not in STEPS or not terminated or terminated.get("exitCode", 0) == 0:
+            continue
+        when = "before the command" if status["name"] == STEP_IN else "after the command"
+        what = f"ColonyFS {when} ({status['name']} in {_pod_label(pod)})"
+        message = (terminated.get("message") or "").strip()
+        if terminated.get("reason") == "OOMKilled":
+            failures.append(f"{what} ran out of memory: raise spec.fs.resources.limits.memory")
+        elif status["name"] == STEP_OUT and terminated.get("exitCode") == 137 and not message:
+            failures.append(f"{what} was stopped before the upload finished (spec.fs.uploadTimeoutSeconds): the "
+                            "results are not all in ColonyFS")
+        else:
+            failures.append(f"{what}: {message or 'exit code ' + str(terminated.get('exitCode'))}")
     return failures
 
 
@@ -117,6 +139,8 @@ def _failure_kind(pods: list[dict[str, Any]]) -> FailureReason:
                 return FailureReason.OOM
             if terminated.get("exitCode"):
                 return FailureReason.EXIT_CODE
+    if any(_step_failures(pod) for pod in pods):
+        return FailureReason.COLONYFS
     return FailureReason.OTHER
 
 
@@ -141,6 +165,10 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     """The process's state as the Job and its pods show it at `now`."""
     complete = _condition(job, "Complete")
     if complete and complete.get("status") == "True":
+        # The command succeeded; its results must have reached ColonyFS too (a sidecar's exit does not fail a pod).
+        steps = [failure for pod in pods for failure in _step_failures(pod)]
+        if steps:
+            return Outcome("failed", errors=tuple(steps), reason=FailureReason.COLONYFS)
         return Outcome("succeeded", output=_pod_output(pods))
 
     # FailureTarget comes first (the controller then stops the pods and sets Failed).
@@ -155,7 +183,7 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                           "raise conditions.walltime if the work needs longer")
         errors.extend(_evictions(pods))
         for pod in pods:
-            errors.extend(_container_failures(pod))
+            errors.extend(_container_failures(pod) + _step_failures(pod))
         if not errors:
             errors.append(f"the Job failed ({reason}): {failed.get('message') or 'no message'}")
         return Outcome("failed", errors=tuple(errors), reason=kind)
@@ -169,9 +197,9 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
         phase = (pod.get("status") or {}).get("phase")
         if phase == "Failed":
             # backoffLimit 0 fails the Job next; say so now with the real reason.
-            return Outcome("failed", errors=tuple(_evictions([pod]) or _container_failures(pod) or [
-                f"{_pod_label(pod)} failed: "
-                                                 f"{(pod.get('status') or {}).get('message') or 'no message'}"]),
+            return Outcome("failed", errors=tuple(_evictions([pod]) or _container_failures(pod) + _step_failures(pod)
+                                                  or [f"{_pod_label(pod)} failed: "
+                                                      f"{(pod.get('status') or {}).get('message') or 'no message'}"]),
                            reason=_failure_kind([pod]))
         any_running = any_running or phase in ("Running", "Succeeded")
         scheduled = _condition(pod, "PodScheduled")
@@ -202,9 +230,10 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
             if reason in IMAGE_PULL_REASONS and (waited >= image_pull_grace or reason in
                                                    ("InvalidImageName", "ErrImageNeverPull")):
                 kind = FailureReason.IMAGE_PULL
+                check = "spec.fs.image" if status["name"] in STEPS else "kwargs 'docker-image'"
                 errors.append(f"image {status.get('image')!r} for container {status['name']} in {_pod_label(pod)} "
                               f"cannot be pulled ({reason}): {waiting.get('message') or 'no message'}; check "
-                              "kwargs 'docker-image' and the image pull secrets")
+                              f"{check} and the image pull secrets")
             elif reason in BROKEN_CONTAINER_REASONS and NON_ROOT_REFUSED in (waiting.get("message") or ""):
                 errors.append(f"container {status['name']} in {_pod_label(pod)} cannot start ({reason}): "
                               f"{waiting['message']}; the executor's pods must not run as root (pod security "

@@ -19,8 +19,9 @@ The mapping (compatible with the official container executors' `execute` convent
 - kwargs of the official executors: `rebuild-image` true pulls the image again (imagePullPolicy Always);
   `debug` true asks the executor to add what it does to the process log. Kwargs the operator does not use
   are ignored, whatever their type.
-- ColonyFS (spec.fs snapshots or synced dirs) is not supported yet: such a process fails at once, rather than
-  run without its files.
+- ColonyFS (spec.fs snapshots or synced dirs): checked by fs.plan_fs, and brought in and out of the pod as the
+  official executors do (fs.py), on an executor with spec.fs; one without fails such a process at once, rather
+  than run it without its files. Not with conditions.nodes > 1.
 - With the cluster's GPU models known (capabilities), a process asking for another model fails at once:
   Colonies does not match conditions.gpu.name when it assigns, and an executor cannot hand a process back.
 
@@ -37,6 +38,7 @@ from typing import Any, Collection
 from ..colonies.models import Process
 from . import admission
 from .config import ExecutorConfig
+from .fs import FsPlan, InvalidFs, plan_fs
 from .images import image_matches, normalize_image
 from .names import LABEL_VALUE_LIMIT
 from .policy import compare_limit
@@ -79,6 +81,7 @@ class JobPlan:
     image_pull_policy: str | None = None  # kwargs rebuild-image: "Always"; None: the resource's policy
     debug: bool = False  # kwargs debug: the executor adds what it does to the process log
     ephemeral_storage: str | None = None
+    fs: FsPlan | None = None  # the process's ColonyFS dirs and snapshots (fs.py)
 
     @property
     def containers_total(self) -> int:
@@ -109,10 +112,7 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
     if spec.funcname not in config.functions:
         raise InvalidProcess(f"unsupported function {spec.funcname!r}: this executor runs "
                              f"{', '.join(repr(f) for f in config.functions)}")
-    if spec.uses_fs:
-        raise InvalidProcess("spec.fs asks for ColonyFS (snapshots or synced directories), which this executor "
-                             "does not support yet: the process would run without its files. Submit it without "
-                             "fs (fetch the files in cmd instead), or to an executor that syncs ColonyFS")
+    fs = _fs(process, config)
     kwargs = spec.kwargs if isinstance(spec.kwargs, dict) else {}
     image = kwargs.get("docker-image")
     if not isinstance(image, str) or not image.strip():
@@ -194,6 +194,11 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
     if walltime > MAX_WALLTIME_SECONDS:
         raise InvalidProcess(f"conditions.walltime {walltime}s is more than a year; give the real limit in seconds")
     walltime = _resource(walltime or None, "conditions.walltime", config, "walltime_seconds")
+    if fs is not None and nodes > 1:
+        raise InvalidProcess(f"spec.fs with conditions.nodes {nodes}: ColonyFS is synced by one pod, and this process "
+                             "would have one per node, each syncing the same labels down and up on its own. Use "
+                             "nodes 1 (with processespernode for containers that share the files), or move the files "
+                             "in cmd")
     inputs = process.inputs if isinstance(process.inputs, list) else []
     input_json = json.dumps(inputs, separators=(",", ":"), ensure_ascii=False)
     try:
@@ -207,7 +212,22 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
     return JobPlan(image=image.strip(), command=command, env=checked_env, nodes=nodes, processes_per_node=per_node,
                    cpu=cpu, memory=memory, gpus=gpus, gpu_name=gpu_name, walltime=walltime, ephemeral_storage=storage,
                    input_json=input_json, image_pull_policy="Always" if _flag(kwargs.get("rebuild-image")) else None,
-                   debug=_flag(kwargs.get("debug")))
+                   debug=_flag(kwargs.get("debug")), fs=fs)
+
+
+def _fs(process: Process, config: ExecutorConfig) -> FsPlan | None:
+    spec = process.spec
+    if not spec.uses_fs:
+        return None
+    if config.fs is None:
+        raise InvalidProcess(f"spec.fs asks for ColonyFS (snapshots or synced directories), and ColoniesExecutor "
+                             f"{config.resource_namespace}/{config.resource_name} has no spec.fs (the S3 storage its "
+                             "Jobs would use): the process would run without its files. Submit it to an executor "
+                             "with spec.fs, or ask its owner to set spec.fs.s3SecretRef")
+    try:
+        return plan_fs(spec.fs, process.processid)
+    except InvalidFs as err:
+        raise InvalidProcess(str(err)) from None
 
 
 def probe_plan(config: ExecutorConfig) -> JobPlan:

@@ -1,5 +1,7 @@
 """The log of one process attempt: a follower per container, one shipper to Colonies, and where to resume.
 
+The ColonyFS steps (init containers, core/fs.py) are followed too; their lines start with "[<pod index>/<step>] ".
+
 The reconciler only asks: follow these pods, drain before closing, close. Followers are bounded per process and
 in total (each is a connection to the API server); one that finishes wakes the attempt.
 """
@@ -13,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..colonies import ColoniesError
+from ..core.fs import STEPS
 from ..core.loglines import count_shipped_lines, line_prefix
 from ..core.names import COMPLETION_INDEX
 from ..core.plan import JobPlan
@@ -29,6 +32,13 @@ DRAIN_TIMEOUT_SECONDS = 30.0
 SHIPPED_LINES_RETRY_SECONDS = 5.0
 
 Pods = Iterable[dict[str, Any]]
+
+
+def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statuses of the containers whose logs go to Colonies: the ColonyFS steps', then the process's."""
+    status = pod.get("status") or {}
+    return ([s for s in status.get("initContainerStatuses") or [] if s.get("name") in STEPS]
+            + list(status.get("containerStatuses") or []))
 
 
 class AttemptLogs:
@@ -58,7 +68,7 @@ class AttemptLogs:
         for pod in pods:
             meta = pod["metadata"]
             index = (meta.get("annotations") or {}).get(COMPLETION_INDEX, "0")
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            for status in _statuses(pod):
                 state = status.get("state") or {}
                 key = (meta["name"], status["name"])
                 if key in self._followers or not (state.get("running") or state.get("terminated")):
@@ -67,7 +77,7 @@ class AttemptLogs:
                     self._skip_lines = await self._shipped_lines(plan, started)
                     if self._skip_lines is None:
                         return  # Colonies cannot say what it holds yet: follow later, from the right place
-                prefix = line_prefix(index, status["name"], multi)
+                prefix = line_prefix(index, status["name"], multi or status["name"] in STEPS)
                 self._start_follower(meta["name"], status["name"], prefix)
 
     def _start_follower(self, pod_name: str, container: str, prefix: str) -> None:
@@ -83,7 +93,7 @@ class AttemptLogs:
         for pod in self._active_pods():
             if pod["metadata"]["name"] != pod_name:
                 continue
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            for status in _statuses(pod):
                 if status["name"] == container:
                     return bool((status.get("state") or {}).get("terminated"))
         return True  # the pod finished (it left the view of running pods) or is gone
@@ -100,7 +110,10 @@ class AttemptLogs:
             asyncio.get_running_loop().call_later(SHIPPED_LINES_RETRY_SECONDS, self._wake)
             return None
         multi = plan.containers_total > 1
-        prefixes = [line_prefix(str(i), c, multi) for i in range(plan.nodes) for c in plan.container_names]
+        # A step's prefix first: a single container's prefix is "", which every line starts with.
+        steps = plan.fs.steps if plan.fs else []
+        prefixes = [line_prefix(str(i), c, True) for i in range(plan.nodes) for c in steps]
+        prefixes += [line_prefix(str(i), c, multi) for i in range(plan.nodes) for c in plan.container_names]
         return count_shipped_lines((e.message for e in entries), prefixes)
 
     async def drain(self, plan: JobPlan | None, pods: Pods, started: dt.datetime | None) -> float | None:
