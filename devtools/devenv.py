@@ -153,9 +153,13 @@ class Made:
 
 
 def ensure_crd(cluster: Cluster, made: Made) -> None:
-    """The ColoniesExecutor CRD: this checkout's when the cluster has none (then recorded as made), else the one
-    there is, left as it is."""
+    """The ColoniesExecutor CRD: this checkout's when the cluster has none (then recorded as made) or is the
+    project's own (whose CRD is this checkout's to set: an older one would refuse newer fields); on another
+    cluster, the one there is, left as it is."""
     if run(*cluster.kubectl, "get", "crd", CRD_NAME, "--ignore-not-found", "-o", "name"):
+        if cluster.project_own:
+            run(*cluster.kubectl, "apply", "--server-side", "--force-conflicts", "-f",
+                str(REPO / "crds" / "coloniesexecutor.yaml"))
         return
     step("the cluster has no ColoniesExecutor CRD: applying crds/coloniesexecutor.yaml (removed afterwards)")
     run(*cluster.kubectl, "apply", "--server-side", "-f", str(REPO / "crds" / "coloniesexecutor.yaml"))
