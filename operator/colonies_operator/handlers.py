@@ -71,6 +71,22 @@ def _kubeconfig_needs_client() -> bool:
     return False
 
 
+def kube_api(settings: kopf.OperatorSettings, logger: Any) -> KubeApi:
+    """The operator's client of the API server, logged in as kopf is (connection())."""
+    info = connection(settings, logger)
+    in_pod = _service_account() is not None  # its token is rotated by the kubelet: re-read it now and then
+    return KubeApi(info.server, ssl_context=info.as_ssl_context(), headers=info.as_http_headers(),
+                   token_file=SERVICE_ACCOUNT_TOKEN if in_pod else None, on_request=metrics.kube_request)
+
+
+def pod_namespace() -> str | None:
+    """The namespace of the pod the operator runs in; None outside a pod."""
+    try:
+        return SERVICE_ACCOUNT_TOKEN.with_name("namespace").read_text().strip() or None
+    except OSError:
+        return None
+
+
 @kopf.on.login()
 def login(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> kopf.ConnectionInfo:
     return connection(settings, logger)
@@ -90,10 +106,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     # One CRD, installed before the operator starts, in the namespaces it is given: nothing to discover (a
     # namespaced Role cannot list namespaces or CRDs, and kopf would retry that for a minute first).
     settings.scanning.disabled = True
-    info = connection(settings, logger)
-    in_pod = _service_account() is not None  # its token is rotated by the kubelet: re-read it now and then
-    memo.kube = KubeApi(info.server, ssl_context=info.as_ssl_context(), headers=info.as_http_headers(),
-                        token_file=SERVICE_ACCOUNT_TOKEN if in_pod else None, on_request=metrics.kube_request)
+    memo.kube = kube_api(settings, logger)
     memo.view = ClusterView(memo.kube)
     memo.log_streams = asyncio.Semaphore(MAX_LOG_STREAMS)
     memo.runtimes = {}

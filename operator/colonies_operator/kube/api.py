@@ -258,6 +258,25 @@ class KubeApi:
                 return False
             raise
 
+    # -- the leader election Lease ---------------------------------------------------------------------
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._absent_is_none("GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
+                                          resource="leases")
+
+    async def create_lease(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Creates the Lease; KubeError 409 when another instance created it first."""
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        return await self.request("POST", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases", body=body,
+                                  resource="leases")
+
+    async def replace_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
+        """Writes the Lease if nobody wrote it since it was read (its resourceVersion); KubeError 409 otherwise."""
+        meta = lease["metadata"]
+        return await self.request("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{meta['namespace']}/leases/"
+                                  f"{meta['name']}", body=lease, resource="leases")
+
     # -- the ColoniesExecutor resource ---------------------------------------------------------------
 
     async def patch_executor_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
