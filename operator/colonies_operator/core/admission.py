@@ -14,7 +14,7 @@ from typing import Any
 
 from ..colonies.address import is_cluster_local, is_loopback
 from .config import ExecutorConfig
-from .policy import ANY, DEFAULT_KEYS, LIMIT_KEYS, OperatorPolicy, compare_limit
+from .policy import ANY, DEFAULT_KEYS, LIMIT_KEYS, OperatorPolicy, ProcessLimits, compare_limit
 from .podsecurity import security_contexts, violations
 
 
@@ -57,6 +57,13 @@ def allowed_image_limits(config: ExecutorConfig) -> list[Limit]:
         found.append(Limit(config.limits.allowed_images, f"spec.processLimits.allowedImages of {resource}",
                            "its owner"))
     return found
+
+
+def without_limits(config: ExecutorConfig) -> ExecutorConfig:
+    """The config with no per-process limit and no allowed-image list: what an attempt accepted under earlier rules
+    is planned with once its Job runs, so that today's narrower limits do not fail it."""
+    return dataclasses.replace(config, limits=ProcessLimits(),
+                               policy=dataclasses.replace(config.policy, ceiling=ProcessLimits()))
 
 
 def default_for(config: ExecutorConfig, field: str) -> Any:

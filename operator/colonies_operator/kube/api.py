@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import email.utils
 import json
 import logging
 import ssl
@@ -56,6 +58,29 @@ class KubeApi:
         self._max_connections = max_connections
         self._on_request = on_request  # told of every request, watch and log stream: (verb, resource)
         self._session: aiohttp.ClientSession | None = None
+        # The API server's clock minus this machine's, from the Date of its replies: timestamps the API server
+        # writes (creationTimestamp, a condition's lastTransitionTime) are compared with its now, not this machine's
+        # (an operator outside the cluster may run minutes off).
+        self._clock_offset = 0.0
+
+    # -- the API server's clock ----------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The API server's notion of now, within about a second."""
+        return dt.datetime.fromtimestamp(time.time() + self._clock_offset, dt.timezone.utc)
+
+    def _note_date(self, date: str | None) -> None:
+        try:
+            server = email.utils.parsedate_to_datetime(date or "")
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is None:
+            return
+        # Date has whole seconds: the server's time is on average half a second past it. A change within the
+        # second's precision is noise.
+        offset = server.timestamp() + 0.5 - time.time()
+        if abs(offset - self._clock_offset) > 1.0:
+            self._clock_offset = offset
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -97,6 +122,7 @@ class KubeApi:
         try:
             async with self.session.request(method, self.host + path, params=_params(params), data=data,
                                             headers=headers, timeout=REQUEST_TIMEOUT) as response:
+                self._note_date(response.headers.get("Date"))
                 text = await response.text()
                 if response.status >= 400:
                     raise _error(response.status, text)
@@ -197,6 +223,10 @@ class KubeApi:
     async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         items, _ = await self.list(f"/apis/batch/v1/namespaces/{namespace}/jobs", label_selector=label_selector,
                                    resource="jobs")
+        return items
+
+    async def list_jobs_everywhere(self, label_selector: str) -> list[dict[str, Any]]:
+        items, _ = await self.list("/apis/batch/v1/jobs", label_selector=label_selector, resource="jobs")
         return items
 
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
