@@ -132,7 +132,10 @@ async def _operate(args: argparse.Namespace, policy: OperatorPolicy, namespaces:
             return 0
         # Created before kopf's tasks, so kopf's shutdown leaves it alone.
         holding = asyncio.create_task(elector.hold(), name="leader lease")
-        memo = kopf.Memo(policy=policy)  # the handlers find the policy in memo.policy
+        # The handlers find the policy in memo.policy, and where Jobs whose ColoniesExecutor is gone are looked for.
+        job_namespaces = None if args.all_namespaces or "*" in policy.job_namespaces else sorted(
+            {*namespaces, *policy.job_namespaces})
+        memo = kopf.Memo(policy=policy, job_namespaces=job_namespaces, orphan_grace=args.orphan_grace)
         stop_flag = asyncio.Event()
         existing = asyncio.all_tasks()
         kopf_tasks = await kopf.spawn_tasks(standalone=True, clusterwide=args.all_namespaces, namespaces=namespaces,
@@ -192,6 +195,44 @@ async def _hand_over(memo, stop_flag, working, holding, elector, *, started: flo
              asyncio.get_running_loop().time() - started)
 
 
+def _release(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import kopf
+
+    from .engine.release import Target, release
+
+    try:
+        policy = load_policy(args.policy_file)
+    except PolicyError as err:
+        raise SystemExit(f"colonies-operator release: --policy-file: {err}") from None
+    targets = [Target(namespace) for namespace in args.namespace]
+    for resource in args.resources:
+        namespace, _, name = resource.partition("/")
+        if not namespace or not name:
+            raise SystemExit(f"colonies-operator release: {resource!r}: give NAMESPACE/NAME")
+        targets.append(Target(namespace, name))
+    if not targets:
+        raise SystemExit("colonies-operator release: give NAMESPACE/NAME or --namespace NS")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+    async def main() -> bool:
+        from . import handlers
+
+        try:
+            kube = handlers.kube_api(kopf.OperatorSettings(), logging.getLogger("colonies_operator.cli"))
+        except kopf.LoginError as err:
+            raise SystemExit(f"colonies-operator release: {err}") from None
+        try:
+            return await release(kube, policy, targets, delete=args.delete, wait=args.wait)
+        finally:
+            await kube.close()
+
+    return 0 if asyncio.run(main()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colonies-operator",
@@ -225,9 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
                           "the lease duration (default 10)")
     run.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS",
                      help="how often the Lease is renewed, and a stand-by tries to take it (default 2)")
+    run.add_argument("--orphan-grace", type=float, default=600.0, metavar="SECONDS",
+                     help="a Job whose ColoniesExecutor is gone (deleted without the operator) is released and "
+                          "deleted after this long (default 600; 0: never)")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (for log collectors)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(handler=_run)
+    release = commands.add_parser(
+        "release", help="hand back or close the work of ColoniesExecutors being deleted and drop their "
+        "finalizers, and release Jobs whose ColoniesExecutor is gone: for an uninstall, or a namespace to delete, "
+        "without a running operator",
+        description="ColoniesExecutors being deleted (all in each --namespace, or those named) are given --wait "
+                    "seconds to be finalized by a running operator; then their Jobs are deleted, their running "
+                    "processes handed back to Colonies (closed failed with an executor key), and their finalizer "
+                    "dropped. Jobs in those namespaces whose ColoniesExecutor is gone are released and deleted.")
+    release.add_argument("resources", nargs="*", metavar="NAMESPACE/NAME", help="a ColoniesExecutor to release")
+    release.add_argument("-n", "--namespace", action="append", default=[],
+                         help="release every ColoniesExecutor in this namespace (repeatable)")
+    release.add_argument("--delete", action="store_true", help="delete the ColoniesExecutors first")
+    release.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                         help="how long a running operator is given to finalize them itself (default 60; 0: none)")
+    release.add_argument("--policy-file", default="", metavar="PATH",
+                         help="the operator's policy (where the resources' Jobs may run): the same as the operator's")
+    release.set_defaults(handler=_release)
     keygen = commands.add_parser("keygen", help="print a new Colonies private key and its id")
     keygen.set_defaults(handler=_keygen)
     return parser

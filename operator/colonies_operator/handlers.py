@@ -15,6 +15,7 @@ from .core.names import FINALIZER, GROUP, PLURAL, VERSION
 from .core.policy import DEFAULT_POLICY
 from .engine import metrics
 from .engine.heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim
+from .engine.orphans import OrphanReaper
 from .engine.runtime import ExecutorRuntime
 from .engine.teardown import NotYet, tear_down
 from .kube.api import SERVICE_ACCOUNT_TOKEN, KubeApi
@@ -111,6 +112,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     memo.log_streams = asyncio.Semaphore(MAX_LOG_STREAMS)
     memo.runtimes = {}
     memo.heap_task = asyncio.create_task(_trim_heap_after_bursts(memo), name="heap-trim")
+    memo.orphans_task = None
+    if memo.get("orphan_grace"):
+        reaper = OrphanReaper(memo.kube, memo.get("job_namespaces"), memo.orphan_grace)
+        memo.orphans_task = asyncio.create_task(reaper.run(), name="orphan-jobs")
 
 
 async def _trim_heap_after_bursts(memo: kopf.Memo) -> None:
@@ -124,6 +129,8 @@ async def _trim_heap_after_bursts(memo: kopf.Memo) -> None:
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.heap_task.cancel()
+    if memo.orphans_task is not None:
+        memo.orphans_task.cancel()
     for runtime in list(memo.runtimes.values()):
         await runtime.stop()
     await memo.view.close()

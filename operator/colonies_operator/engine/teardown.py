@@ -39,6 +39,13 @@ async def tear_down(kube: KubeApi, spec: dict[str, Any], *, namespace: str, name
         return  # it never ran
     if executor_id:
         await delete_jobs(kube, config, executor_id)
+    await hand_back(kube, config, executor_id)
+
+
+async def hand_back(kube: KubeApi, config: ExecutorConfig, executor_id: str | None) -> None:
+    """Hands the executor's running processes back to Colonies (the executor removed with the colony key), or
+    closes them failed, saying why (an executor key cannot remove itself). Raises NotYet."""
+    namespace, name = config.resource_namespace, config.resource_name
     try:
         client = await colonies_client_for(kube, config)
         if config.colony_key and not executor_id:

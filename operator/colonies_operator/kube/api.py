@@ -309,6 +309,27 @@ class KubeApi:
 
     # -- the ColoniesExecutor resource ---------------------------------------------------------------
 
+    def _executors(self, namespace: str) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+
+    async def get_executor_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._absent_is_none("GET", f"{self._executors(namespace)}/{name}", resource=PLURAL)
+
+    async def list_executor_resources(self, namespace: str) -> list[dict[str, Any]]:
+        items, _ = await self.list(self._executors(namespace), resource=PLURAL)
+        return items
+
+    async def delete_executor_resource(self, namespace: str, name: str) -> None:
+        await self._absent_is_none("DELETE", f"{self._executors(namespace)}/{name}", resource=PLURAL)
+
+    async def set_executor_finalizers(self, resource: dict[str, Any], finalizers: list[str]) -> None:
+        """Replaces the resource's finalizers, if nobody changed it since it was read (KubeError 409 otherwise)."""
+        meta = resource["metadata"]
+        await self._absent_is_none("PATCH", f"{self._executors(meta['namespace'])}/{meta['name']}",
+                                   body={"metadata": {"finalizers": finalizers,
+                                                      "resourceVersion": meta["resourceVersion"]}},
+                                   content_type="application/merge-patch+json", resource=PLURAL)
+
     async def patch_executor_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # A resource that is gone has nothing to report on.
         await self._absent_is_none("PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
