@@ -206,6 +206,7 @@ class ExecutorRuntime:
         status.set_condition(REACHABLE, True, "Connected", client.url)
         status.set_condition(ASSIGNING, True, "Assigning", "the colony's assignments are not paused")
         await self._use_namespace(config.jobs.namespace)
+        self.scanner.taking_work = True
         if not self.scanner.adopted:
             await self.scanner.adopt(config, identity)  # retried by the scanner if Colonies or Kubernetes fail
         self.scanner.start(config, identity)
@@ -238,6 +239,7 @@ class ExecutorRuntime:
                 return  # never registered here: nothing can run
             self.config = config
             self.view.subscribe(self._executor_label(), self.reconciler.on_cluster_event)
+        self.scanner.taking_work = False
         if not self.scanner.adopted:
             await self.scanner.adopt(self.config, self.identity)
         self.scanner.start(self.config, self.identity, taking_work=False)
