@@ -67,7 +67,8 @@ def kubectl(kube_cluster, *args: str, stdin: str | None = None) -> None:
 
 
 def refuse_jobs(kube_cluster, namespace: str) -> str:
-    """An admission policy that refuses every Job created in `namespace`, as a webhook does (400); its name."""
+    """An admission policy that refuses every Job created in `namespace` (422, as a webhook's 400 is refused too:
+    test_reconcile); its name."""
     name = f"refuse-jobs-{namespace}"[:63]
     policy = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
               "metadata": {"name": name},
@@ -75,7 +76,7 @@ def refuse_jobs(kube_cluster, namespace: str) -> str:
                   "resourceRules": [{"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"],
                                      "resources": ["jobs"]}],
                   "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
-                  "validations": [{"expression": "false", "reason": "BadRequest",
+                  "validations": [{"expression": "false", "reason": "Invalid",
                                    "message": "no Jobs in this namespace today"}]}}
     binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
                "metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
@@ -91,7 +92,7 @@ def jobs_refused(kube_api, namespace: str) -> bool:
     try:
         client.BatchV1Api(kube_api).create_namespaced_job(namespace, job, dry_run="All")
     except ApiException as err:
-        return err.status == 400
+        return err.status == 422
     return False
 
 
@@ -101,18 +102,21 @@ def test_an_admission_refusal_of_every_job_added_after_the_start_fails_no_proces
     name = refuse_jobs(kube_cluster, namespace)
     try:
         wait_for(lambda: jobs_refused(kube_api, namespace), 30, 0.3, "the admission policy in force")
-        processes = [colony.client.submit(tutorial_spec(colony, cmd=f"echo {i}"), colony.user_prvkey)
-                     for i in range(3)]
+        first = [colony.client.submit(tutorial_spec(colony, cmd=f"echo {i}"), colony.user_prvkey) for i in range(2)]
         condition = wait_for(lambda: (c := executors.condition("cluster", "JobsAccepted")) and c["status"] == "False"
                              and c, 30, 0.3, "JobsAccepted=False")
         assert "no Jobs in this namespace today" in condition["message"], condition
+        later = [colony.client.submit(tutorial_spec(colony, cmd=f"echo {i}"), colony.user_prvkey) for i in range(2)]
         time.sleep(5)  # the refusal goes on for a while; the executor checks again every few seconds
-        states = [colony.client.get_process(p.processid, colony.user_prvkey).state for p in processes]
-        assert ProcessState.FAILED not in states, states
-        assert states.count(ProcessState.RUNNING) <= 1, "the executor took more work while Jobs were refused"
+        states = {p.processid: colony.client.get_process(p.processid, colony.user_prvkey).state
+                  for p in first + later}
+        assert ProcessState.FAILED not in states.values(), states
+        assert [states[p.processid] for p in later] == [ProcessState.WAITING] * 2, \
+            "the executor took work while Kubernetes refused its Jobs"
     finally:
         kubectl(kube_cluster, "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name,
                 "--ignore-not-found")
+    processes = first + later
     for process in processes:
         final = wait_final(colony, process.processid, timeout=120)
         assert final.state == ProcessState.SUCCESS, final.errors
