@@ -42,10 +42,7 @@ def test_a_resource_edited_into_a_refused_spec_finishes_its_process_alive_in_col
                 "spec": {"jobs": {"serviceAccountName": "nobody-allowed"}}})
             refused = wait_for(lambda: (c := executors.condition("cluster", "Allowed")) and c["status"] == "False"
                                and c, 30, 0.3, "Allowed=False")
-            assert refused["reason"] == "ServiceAccountNotAllowed"
-            assert "taking no new work, finishing the 1 process it runs" in refused["message"], refused
             ready = executors.condition("cluster", "Ready")
-            assert ready["status"] == "False" and ready["reason"] == "ServiceAccountNotAllowed"
             later = colony.client.submit(tutorial_spec(colony, cmd="echo later"), colony.user_prvkey)
             while colony.client.get_process(running.processid, colony.user_prvkey).state == ProcessState.RUNNING:
                 executor = colony.client.get_executor(colony.name, "cluster", colony.user_prvkey)
@@ -54,6 +51,10 @@ def test_a_resource_edited_into_a_refused_spec_finishes_its_process_alive_in_col
                 time.sleep(1)
             final = wait_final(colony, running.processid)
             assert final.state == ProcessState.SUCCESS and final.retries == 0, final.errors
+            # It said why it took no work, and what it still did.
+            assert refused["reason"] == "ServiceAccountNotAllowed"
+            assert "taking no new work, finishing the 1 process it runs" in refused["message"], refused
+            assert ready["status"] == "False" and ready["reason"] == "ServiceAccountNotAllowed"
             assert len(job_names(api, namespace, running.processid)) == 1
             assert colony.client.get_process(later.processid, colony.user_prvkey).state == ProcessState.WAITING, \
                 "a refused resource took new work"

@@ -68,6 +68,7 @@ class ExecutorRuntime:
         self.identity: Identity | None = None
         self.interrupts = Interrupts()
         self._slot_freed = asyncio.Event()
+        self._room_lost = asyncio.Event()  # Kubernetes began refusing Jobs: a long-poll under way ends
         self._jobs_problem: KubeError | None = None
         self._namespace_in_use: str | None = None
         self._at_cap = False
@@ -218,7 +219,7 @@ class ExecutorRuntime:
         await status.report()
         await AssignLoop(config, identity, status=status, interrupts=self.interrupts, room=self._room,
                          take=self._take, slot_freed=self._slot_freed, recheck_jobs=self._recheck_jobs,
-                         name=self.label).run()
+                         name=self.label, room_lost=self._room_lost).run()
 
     async def _client_for(self, config: ExecutorConfig) -> AsyncColoniesClient:
         """The Colonies client, made anew only when the server or its CA bundle changed."""
@@ -303,6 +304,7 @@ class ExecutorRuntime:
             self.executor_log(f"Kubernetes refuses this executor's Jobs in namespace {namespace} ({err}): taking "
                               "no work until it accepts them")
         self._jobs_problem = err
+        self._room_lost.set()
         problem = jobs_refused_problem(err, namespace)
         self.status.set_condition(problem.condition, False, problem.reason, problem.message)
         self._changed()
