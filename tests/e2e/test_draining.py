@@ -62,6 +62,40 @@ def test_a_resource_edited_into_a_refused_spec_finishes_its_process_alive_in_col
             operator.stop()
 
 
+def test_a_resource_a_new_policy_refuses_after_a_restart_finishes_its_process_alive_in_colonies(
+        kube_cluster, crd, namespace, tmp_path):
+    # A Helm policy change rolls the operator, and the new policy refuses a resource with work in flight.
+    with private_colonies_server(stale_executor_seconds=12, cleanup_interval_seconds=2) as server, \
+            kube_cluster.api_client() as api:
+        colony = server.new_colony()
+        executors = Executors(api, namespace, colony)
+        operator = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path / "before.log").start()
+        try:
+            executors.create_ready("cluster", assignTimeoutSeconds=2, maxConcurrentProcesses=5)
+            running = colony.client.submit(tutorial_spec(colony, cmd="sleep 30; echo done"), colony.user_prvkey)
+            wait_for(lambda: pod_running(api, namespace, running.processid), 60, 0.5, "the process's pod running")
+            operator.stop()
+            policy = tmp_path / "policy.json"
+            policy.write_text(json.dumps({"maxConcurrentProcesses": 2}))
+            operator = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path / "after.log",
+                                       extra_args=["--policy-file", str(policy)]).start()
+            refused = wait_for(lambda: (c := executors.condition("cluster", "Allowed")) and c["status"] == "False"
+                               and c["observedGeneration"] and "finishing" in c["message"] and c, 60, 0.3,
+                               "Allowed=False, finishing what it runs")
+            later = colony.client.submit(tutorial_spec(colony, cmd="echo later"), colony.user_prvkey)
+            while colony.client.get_process(running.processid, colony.user_prvkey).state == ProcessState.RUNNING:
+                executor = colony.client.get_executor(colony.name, "cluster", colony.user_prvkey)
+                assert executor.state == ExecutorState.APPROVED, "the executor was removed as stale"
+                time.sleep(1)
+            final = wait_final(colony, running.processid)
+            assert final.state == ProcessState.SUCCESS and final.retries == 0, final.errors
+            assert len(job_names(api, namespace, running.processid)) == 1
+            assert refused["reason"] == "LimitAboveCeiling"
+            assert colony.client.get_process(later.processid, colony.user_prvkey).state == ProcessState.WAITING
+        finally:
+            operator.stop()
+
+
 def kubectl(kube_cluster, *args: str, stdin: str | None = None) -> None:
     subprocess.run(["kubectl", "--kubeconfig", kube_cluster.kubeconfig, *args], input=stdin, text=True, check=True,
                    stdout=subprocess.DEVNULL)
