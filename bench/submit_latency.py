@@ -15,7 +15,6 @@ from harness import POD_PHASES, JobClock, PodClock, arguments, direct_job, job_f
 from kubernetes import client
 
 from colonies_operator.colonies import ProcessState
-from colonies_operator.core.names import job_name
 
 NAMESPACE = "bench-submit-latency"
 CMD = "echo hello world"
@@ -88,8 +87,9 @@ def main() -> int:
             if p.state == ProcessState.SUCCESS:
                 ended = time.monotonic()
                 through_operator.append(ended - started)
-                name = job_name(process.processid, 0)
                 time.sleep(0.2)  # the watch may see the Job a moment after it is closed
+                # The first attempt's Job (its name ends with its executor and assignment).
+                name = next((n for n in clock.created if n.startswith(f"colonies-{process.processid[:32]}-0-")), "")
                 if name in clock.created and name in clock.finished:
                     before_job.append(clock.created[name] - started)
                     after_job.append(ended - clock.finished[name])

@@ -15,6 +15,7 @@ from .core.names import FINALIZER, GROUP, PLURAL, VERSION
 from .core.policy import DEFAULT_POLICY
 from .engine import metrics
 from .engine.heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim
+from .engine.orphans import OrphanReaper
 from .engine.runtime import ExecutorRuntime
 from .engine.teardown import NotYet, tear_down
 from .kube.api import SERVICE_ACCOUNT_TOKEN, KubeApi
@@ -71,6 +72,22 @@ def _kubeconfig_needs_client() -> bool:
     return False
 
 
+def kube_api(settings: kopf.OperatorSettings, logger: Any) -> KubeApi:
+    """The operator's client of the API server, logged in as kopf is (connection())."""
+    info = connection(settings, logger)
+    in_pod = _service_account() is not None  # its token is rotated by the kubelet: re-read it now and then
+    return KubeApi(info.server, ssl_context=info.as_ssl_context(), headers=info.as_http_headers(),
+                   token_file=SERVICE_ACCOUNT_TOKEN if in_pod else None, on_request=metrics.kube_request)
+
+
+def pod_namespace() -> str | None:
+    """The namespace of the pod the operator runs in; None outside a pod."""
+    try:
+        return SERVICE_ACCOUNT_TOKEN.with_name("namespace").read_text().strip() or None
+    except OSError:
+        return None
+
+
 @kopf.on.login()
 def login(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> kopf.ConnectionInfo:
     return connection(settings, logger)
@@ -90,14 +107,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     # One CRD, installed before the operator starts, in the namespaces it is given: nothing to discover (a
     # namespaced Role cannot list namespaces or CRDs, and kopf would retry that for a minute first).
     settings.scanning.disabled = True
-    info = connection(settings, logger)
-    in_pod = _service_account() is not None  # its token is rotated by the kubelet: re-read it now and then
-    memo.kube = KubeApi(info.server, ssl_context=info.as_ssl_context(), headers=info.as_http_headers(),
-                        token_file=SERVICE_ACCOUNT_TOKEN if in_pod else None, on_request=metrics.kube_request)
+    memo.kube = kube_api(settings, logger)
     memo.view = ClusterView(memo.kube)
     memo.log_streams = asyncio.Semaphore(MAX_LOG_STREAMS)
     memo.runtimes = {}
     memo.heap_task = asyncio.create_task(_trim_heap_after_bursts(memo), name="heap-trim")
+    memo.orphans_task = None
+    if memo.get("orphan_grace"):
+        reaper = OrphanReaper(memo.kube, memo.get("job_namespaces"), memo.orphan_grace)
+        memo.orphans_task = asyncio.create_task(reaper.run(), name="orphan-jobs")
 
 
 async def _trim_heap_after_bursts(memo: kopf.Memo) -> None:
@@ -111,6 +129,8 @@ async def _trim_heap_after_bursts(memo: kopf.Memo) -> None:
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.heap_task.cancel()
+    if memo.orphans_task is not None:
+        memo.orphans_task.cancel()
     for runtime in list(memo.runtimes.values()):
         await runtime.stop()
     await memo.view.close()

@@ -39,6 +39,19 @@ def the(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+
+
+def work_roles(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Roles, but the one for the leader election Lease."""
+    return [r for r in by_kind(objects, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
+
+
+def lease_role(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (role,) = [r for r in by_kind(objects, "Role") if r["metadata"]["name"] == f"{FULLNAME}-leader-election"]
+    return role
+
+
 def executor(name: str, **spec: Any) -> dict[str, Any]:
     return {"name": name, "spec": {"server": {"host": "colonies.example.internal", "port": 50080},
                                    "colonyName": "dev", **spec}}
@@ -191,6 +204,13 @@ def test_every_value_in_values_yaml_has_a_comment():
     ({"policy": {"podSecurity": {"defaultProfile": "root"}}}, "value must be one of"),
     ({"policy": {"jobNamespaces": ["Kube_System"]}}, "jobNamespaces"),
     ({"policy": {"volumeTypes": ["host-path"]}}, "volumeTypes"),
+    ({"replicaCount": 0}, "minimum"),
+    ({"leaderElection": {"leaseDuration": 15, "renewDeadline": 10, "retryPeriod": 0}}, "exclusiveMinimum"),
+    ({"leaderElection": {"leaseDuration": 15, "renewDeadline": 10, "retryPeriod": 2, "jitter": 1}},
+     "additional properties 'jitter' not allowed"),
+    ({"podAntiAffinity": "sometimes"}, "value must be one of"),
+    ({"podDisruptionBudget": {"maxUnavailable": 0}}, "maxUnavailable"),
+    ({"uninstall": {"wait": 10}}, "additional properties 'wait' not allowed"),
 ])
 def test_the_schema_rejects_typos_and_secrets(values, message):
     with pytest.raises(AssertionError) as failure:
@@ -209,6 +229,10 @@ def test_the_schema_rejects_typos_and_secrets(values, message):
     ({"policy": {"podSecurity": {"defaultProfile": "privileged"}}},
      "policy.podSecurity.defaultProfile privileged must be one of policy.podSecurity.allowedProfiles"),
     ({"policy": {"jobNamespaces": ["*", "jobs"]}}, "list nothing else with it"),
+    ({"leaderElection": {"leaseDuration": 10, "renewDeadline": 10, "retryPeriod": 2}},
+     "renewDeadline must be shorter than leaderElection.leaseDuration"),
+    ({"leaderElection": {"leaseDuration": 15, "renewDeadline": 10, "retryPeriod": 9}},
+     "retryPeriod .* must be shorter than leaderElection.renewDeadline"),
 ])
 def test_contradictory_values_fail_with_a_reason(values, message):
     with pytest.raises(AssertionError, match=message):
@@ -221,10 +245,12 @@ def test_the_chart_never_creates_a_secret(combination):
     assert by_kind(objects, "Secret") == []
 
 
-def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
+def test_the_deployment_is_two_non_root_read_only_instances_with_probes_rolled_one_at_a_time():
     _, objects = render("release-ns")
     deployment = the(objects, "Deployment")
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
                                       "seccompProfile": {"type": "RuntimeDefault"}}
@@ -237,7 +263,9 @@ def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                               {"name": "policy", "configMap": {"name": f"{FULLNAME}-policy"}}]
     assert container["args"] == ["run", "--namespace=release-ns", "--liveness=http://0.0.0.0:8080/healthz",
-                                 "--policy-file=/etc/colonies-operator/policy.json", "--json-logs",
+                                 "--policy-file=/etc/colonies-operator/policy.json",
+                                 "--leader-election-namespace=release-ns", "--lease-duration=15",
+                                 "--renew-deadline=10", "--retry-period=2", "--orphan-grace=600", "--json-logs",
                                  "--metrics-port=9090"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -252,10 +280,13 @@ def test_rbac_is_a_role_per_watched_namespace_and_a_jobs_role_per_policy_job_nam
     nodes_role, nodes_binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
     assert nodes_role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
     assert nodes_binding["roleRef"]["name"] == nodes_role["metadata"]["name"] == f"release-ns-{FULLNAME}-nodes"
-    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objects, "Role")}
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in work_roles(objects)}
     assert set(roles) == {("a", FULLNAME), ("b", FULLNAME), ("jobs", f"{FULLNAME}-jobs")}
+    # The Lease in the first watched namespace by name, where an instance started by hand looks too.
+    assert lease_role(objects)["metadata"]["namespace"] == "a" and lease_role(objects)["rules"] == LEASE_RULES
     bindings = by_kind(objects, "RoleBinding")
-    assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == set(roles)
+    assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == \
+        set(roles) | {("a", f"{FULLNAME}-leader-election")}
     for binding in bindings:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "release-ns"}]
     # Jobs-only namespaces: nothing about Secrets or ColoniesExecutors.
@@ -278,8 +309,8 @@ def test_by_default_the_operator_may_touch_only_the_release_namespace():
     # Cluster-wide it only reads Nodes (the executors' capabilities).
     assert [rule for role in by_kind(objects, "ClusterRole") for rule in role["rules"]] == \
         [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
-    assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(objects, "Role")] == \
-        [("release-ns", FULLNAME)]
+    assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(objects, "Role")) == \
+        [("release-ns", FULLNAME), ("release-ns", f"{FULLNAME}-leader-election")]
 
 
 def test_jobs_in_any_namespace_get_a_jobs_only_cluster_role_and_secrets_stay_in_watched_namespaces():
@@ -289,7 +320,7 @@ def test_jobs_in_any_namespace_get_a_jobs_only_cluster_role_and_secrets_stay_in_
     assert role["metadata"]["name"] == binding["roleRef"]["name"] == f"release-ns-{FULLNAME}-jobs"
     assert {rule["apiGroups"][0] + "/" + rule["resources"][0] for rule in role["rules"]} == \
         {"batch/jobs", "/pods", "/pods/log"}
-    roles = by_kind(objects, "Role")
+    roles = work_roles(objects)
     assert {r["metadata"]["namespace"] for r in roles} == {"a", "b"}
     for namespaced in roles:
         resources = {res for rule in namespaced["rules"] for res in rule["resources"]}
@@ -299,11 +330,12 @@ def test_jobs_in_any_namespace_get_a_jobs_only_cluster_role_and_secrets_stay_in_
 def test_rbac_is_one_cluster_role_when_every_namespace_is_served():
     values = {"watchAllNamespaces": True}
     _, objects = render("release-ns", values)
-    assert by_kind(objects, "Role") == [] and by_kind(objects, "RoleBinding") == []
+    assert work_roles(objects) == [] and lease_role(objects)["metadata"]["namespace"] == "release-ns"
     role, binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
     assert role["metadata"]["name"] == binding["roleRef"]["name"] == f"release-ns-{FULLNAME}"
     args = the(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert ("--all-namespaces" in args) == bool(values.get("watchAllNamespaces"))
+    assert "--leader-election-namespace=release-ns" in args
     assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]} in role["rules"]
 
 
@@ -422,3 +454,76 @@ def test_every_rendered_manifest_passes_the_api_servers_validation_and_pod_secur
     accepted = result.stdout.split()
     assert len(accepted) == len(checked), f"{combination}: the API server accepted {accepted}"
     assert any(obj["kind"] == "Deployment" for obj in checked)
+
+
+SPREAD = {"topologyKey": "kubernetes.io/hostname",
+          "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "colonies-operator",
+                                            "app.kubernetes.io/instance": RELEASE}}}
+
+
+@pytest.mark.parametrize("values, affinity", [
+    ({}, {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": SPREAD}]}}),
+    ({"podAntiAffinity": "required"}, {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        SPREAD]}}),
+    ({"podAntiAffinity": "none"}, None),
+    ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}},
+     {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}),
+], ids=["preferred-by-default", "required", "none", "the-affinity-value-wins"])
+def test_the_instances_are_spread_over_nodes(values, affinity):
+    _, objects = render("release-ns", values)
+    assert the(objects, "Deployment")["spec"]["template"]["spec"].get("affinity") == affinity
+
+
+def test_a_node_affinity_keeps_the_spread_over_nodes():
+    node = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}
+    _, objects = render("release-ns", {"affinity": {"nodeAffinity": node}})
+    affinity = the(objects, "Deployment")["spec"]["template"]["spec"]["affinity"]
+    assert affinity["nodeAffinity"] == node and "preferredDuringSchedulingIgnoredDuringExecution" in \
+        affinity["podAntiAffinity"]
+
+
+def test_a_pod_disruption_budget_leaves_an_instance_to_take_over():
+    _, objects = render("release-ns")
+    budget, deployment = the(objects, "PodDisruptionBudget"), the(objects, "Deployment")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    _, objects = render("release-ns", {"podDisruptionBudget": {"enabled": False}})
+    assert by_kind(objects, "PodDisruptionBudget") == []
+
+
+def test_the_lease_timings_are_values():
+    _, objects = render("release-ns", {"replicaCount": 3, "orphanJobGraceSeconds": 0,
+                                       "leaderElection": {"leaseDuration": 30, "renewDeadline": 20,
+                                                          "retryPeriod": 4}})
+    deployment = the(objects, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert deployment["spec"]["replicas"] == 3
+    assert {"--lease-duration=30", "--renew-deadline=20", "--retry-period=4", "--orphan-grace=0"} <= set(args)
+
+
+def test_the_uninstall_hook_releases_the_executors_of_the_values_and_only_then():
+    _, objects = render("release-ns")
+    assert by_kind(objects, "Job") == [], "no executors in the values: no hook"
+    _, objects = render("release-ns", COMBINATIONS["executors"]("release-ns", ["second-ns", "third-ns"]))
+    hook = the(objects, "Job")
+    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    pod = hook["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == FULLNAME and pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["image"] == the(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["args"] == ["release", "--delete", "--wait=60", "--policy-file=/etc/colonies-operator/policy.json",
+                                 "release-ns/by-colony-key", "second-ns/by-executor-key"]
+    assert {"name": "policy", "configMap": {"name": f"{FULLNAME}-policy"}} in pod["volumes"]
+    _, objects = render("release-ns", {**COMBINATIONS["executors"]("release-ns", ["second-ns", "third-ns"]),
+                                       "uninstall": {"hook": False}})
+    assert by_kind(objects, "Job") == []
+
+
+def test_the_operator_may_delete_coloniesexecutors_for_the_uninstall_hook():
+    _, objects = render("release-ns")
+    (role,) = work_roles(objects)
+    rule = next(r for r in role["rules"] if r["resources"] == ["coloniesexecutors"])
+    assert "delete" in rule["verbs"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,13 @@ def crd(kube_cluster) -> None:
                     "--timeout=60s", "crd/coloniesexecutors.colonyos.io"], check=True, stdout=subprocess.DEVNULL)
 
 
+# Leader election for the tests: an operator restarted after a SIGKILL waits out its predecessor's Lease, so the tests
+# use shorter timings than the defaults (15 / 10 / 2 s).
+LEASE_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_SECONDS = 8.0, 6.0, 1.0
+LEASE_ARGS = ["--lease-duration", str(LEASE_SECONDS), "--renew-deadline", str(RENEW_DEADLINE_SECONDS),
+              "--retry-period", str(RETRY_SECONDS)]
+
+
 class OperatorProcess:
     """`colonies-operator run` in a subprocess, watching one or more namespaces."""
 
@@ -45,7 +53,7 @@ class OperatorProcess:
         command = [sys.executable, "-m", "colonies_operator.cli", "run"]
         for ns in self.namespaces:
             command += ["--namespace", ns]
-        command += self.extra_args
+        command += LEASE_ARGS + self.extra_args
         env = dict(os.environ, KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1", PYTHONMALLOC="malloc")  # as the image
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -179,6 +187,18 @@ def wait_final(colony: Colony, process_id: str, timeout: float = 120) -> Process
 
 def log_text(colony: Colony, process_id: str) -> str:
     return "".join(e.message for e in colony.client.all_logs(colony.name, process_id, colony.user_prvkey))
+
+
+def job_names(kube_api: client.ApiClient, namespace: str, process_id: str) -> list[str]:
+    """The names of the process's Jobs in the namespace."""
+    jobs = client.BatchV1Api(kube_api).list_namespaced_job(
+        namespace, label_selector=f"colonyos.io/process-id={process_id[:63]}").items
+    return sorted(j.metadata.name for j in jobs)
+
+
+def attempt_job(process_id: str, attempt: int) -> re.Pattern:
+    """The name of a Job of the process's attempt (the rest of the name is its executor and assignment)."""
+    return re.compile(rf"colonies-{process_id[:32]}-{attempt}-[0-9a-f]{{6}}")
 
 
 def job_of(kube_api: client.ApiClient, namespace: str, process_id: str) -> dict[str, Any]:

@@ -12,7 +12,16 @@ from kubernetes import client
 
 from colonies_operator.colonies import Executor, ProcessState, crypto
 from devtools.colonies_client import ColoniesClient
-from tests.e2e.conftest import GROUP, PLURAL, VERSION, OperatorProcess, log_text, tutorial_spec, wait_final
+from tests.e2e.conftest import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    OperatorProcess,
+    attempt_job,
+    log_text,
+    tutorial_spec,
+    wait_final,
+)
 from tests.fixtures.fault_proxy import fault_proxy
 from devtools.kube import delete_namespace
 from devtools.waiting import wait_for
@@ -44,8 +53,9 @@ def test_colonies_answering_502_for_15_seconds_loses_no_work(operator, executors
         assert "502" in condition["message"] and "retrying" in condition["message"]
         time.sleep(15 - 0.3)  # the fault lasts 15 s, whatever the operator does meanwhile
         assert proxy.failed_requests > 0
-        assert [j.metadata.name for j in jobs_of(kube_api, namespace, process.processid)] == \
-            [f"colonies-{process.processid[:32]}-0"], "the Job must survive a Colonies outage"
+        names = [j.metadata.name for j in jobs_of(kube_api, namespace, process.processid)]
+        assert len(names) == 1 and attempt_job(process.processid, 0).fullmatch(names[0]), \
+            "the Job must survive a Colonies outage"
         proxy.fail_with = None
         final = wait_final(colony, process.processid, timeout=90)
         assert final.state == ProcessState.SUCCESS, final.errors
@@ -59,10 +69,10 @@ def test_an_attempt_requeued_and_handed_straight_back_gets_its_own_job(operator,
     # maxexectime 8 s: Colonies re-queues the first attempt, and this executor (the only one) takes it again.
     process = colony.client.submit(tutorial_spec(colony, cmd="sleep 300", maxexectime=8, maxretries=1),
                                    colony.user_prvkey)
-    second = f"colonies-{process.processid[:32]}-1"
+    second = attempt_job(process.processid, 1)
     # The old runner-per-process core kept the first attempt's runner, so the second never got a Job.
-    wait_for(lambda: [j.metadata.name for j in jobs_of(kube_api, namespace, process.processid)] == [second]
-             and pods_running(kube_api, namespace, process.processid), 60, 0.3,
+    wait_for(lambda: len(names := [j.metadata.name for j in jobs_of(kube_api, namespace, process.processid)]) == 1
+             and second.fullmatch(names[0]) and pods_running(kube_api, namespace, process.processid), 60, 0.3,
              "only the second attempt's Job, running")
     final = wait_final(colony, process.processid, timeout=60)
     assert final.state == ProcessState.FAILED and final.retries == 1

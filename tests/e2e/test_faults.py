@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from colonies_operator.colonies import ExecutorState, ProcessState, crypto
-from tests.e2e.conftest import GROUP, PLURAL, VERSION, log_text, tutorial_spec, wait_final
+from tests.e2e.conftest import GROUP, PLURAL, VERSION, attempt_job, log_text, tutorial_spec, wait_final
 from devtools.colonies_server import private_colonies_server
 from devtools.waiting import wait_for
 
@@ -45,10 +45,10 @@ def test_a_process_failed_or_requeued_by_colonies_loses_its_job(operator, execut
     # maxexectime 6 with one retry: Colonies re-queues the first attempt, then fails the second.
     process = colony.client.submit(tutorial_spec(colony, cmd="sleep 300", maxexectime=6, maxretries=1),
                                    colony.user_prvkey)
-    first_job = f"colonies-{process.processid[:32]}-0"
+    first_job = attempt_job(process.processid, 0)
     wait_for(lambda: running_pod(kube_api, namespace, process.processid), 60, 0.5, "the first attempt running")
-    wait_for(lambda: first_job not in [j.metadata.name for j in jobs_and_pods(kube_api, namespace,
-                                                                             process.processid)[0]],
+    wait_for(lambda: not [j for j in jobs_and_pods(kube_api, namespace, process.processid)[0]
+                          if first_job.fullmatch(j.metadata.name)],
              20, 0.3, "the first attempt's Job deleted after Colonies re-queued it")
     final = wait_final(colony, process.processid, timeout=60)  # its errors included
     assert final.state == ProcessState.FAILED and final.retries == 1
@@ -77,7 +77,8 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(operator, executors, colon
         assert lines == [f"{process.processid} line {i}" for i in range(100)], \
             f"process {process.processid}: {len(lines)} lines, duplicates or gaps"
         jobs, _ = jobs_and_pods(kube_api, namespace, process.processid)
-        assert [j.metadata.name for j in jobs] == [f"colonies-{process.processid[:32]}-0"], "one Job per process"
+        assert len(jobs) == 1 and attempt_job(process.processid, 0).fullmatch(jobs[0].metadata.name), \
+            "one Job per process"
     assert "adopted 10 running processes" in operator.log_text()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from kubernetes.client.rest import ApiException
 from colonies_operator import __version__
 from colonies_operator.colonies import ProcessState
 from tests.chart.helm import CHART, helm, values_file
-from tests.e2e.conftest import GROUP, PLURAL, VERSION, log_text, wait_final
+from tests.e2e.conftest import Executors, job_names, log_text, tutorial_spec, wait_final
 from devtools.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
@@ -50,13 +51,13 @@ def operator_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
             if not p.metadata.deletion_timestamp]
 
 
-def ready_pod(core: client.CoreV1Api, namespace: str, not_named: str | None = None) -> client.V1Pod | None:
-    """The one operator pod, when it is Ready (and is not `not_named`) and the old one is gone."""
+def ready_pods(core: client.CoreV1Api, namespace: str, count: int, not_named: set[str] = frozenset()) -> list:
+    """The operator's `count` pods once all are Ready, none is named in `not_named`, and no other is left."""
     pods = core.list_namespaced_pod(namespace, label_selector=SELECTOR).items
-    if len(pods) != 1 or pods[0].metadata.name == not_named:
-        return None
-    conditions = {c.type: c.status for c in pods[0].status.conditions or []}
-    return pods[0] if conditions.get("Ready") == "True" else None
+    if len(pods) != count or {p.metadata.name for p in pods} & set(not_named):
+        return []
+    ready = [p for p in pods if {c.type: c.status for c in p.status.conditions or []}.get("Ready") == "True"]
+    return pods if len(ready) == count else []
 
 
 def describe(core: client.CoreV1Api, namespace: str) -> str:
@@ -101,62 +102,98 @@ def gone(read) -> bool:
     return False
 
 
+NUMBERED = 'i=0; while [ $i -lt 100 ]; do echo "$COLONIES_PROCESS_ID line $i"; i=$((i+1)); sleep 0.3; done'
+
+
 @pytest.mark.timeout(2400)
-def test_install_run_upgrade_and_uninstall_with_helm(kube_cluster, operator_image, namespace, colony, executors,
-                                                     kube_api, tmp_path):
+def test_install_upgrade_and_uninstall_two_instances_while_processes_run(kube_cluster, operator_image, namespace,
+                                                                        colony, kube_api, tmp_path):
     core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
-    rbac, custom = client.RbacAuthorizationV1Api(kube_api), client.CustomObjectsApi(kube_api)
+    rbac = client.RbacAuthorizationV1Api(kube_api)
     repository, tag = operator_image.rsplit(":", 1)
+    core.create_namespaced_secret(namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="colony-key"),
+                                                             string_data={"colonyPrvKey": colony.colony_prvkey}))
+    # The ColoniesExecutor comes with the release; its Secret is the user's.
+    executor = {"name": "cluster", "spec": {
+        "server": {"host": colony.server.host, "port": colony.server.port}, "colonyName": colony.name,
+        "credentials": {"colonyKeySecret": {"name": "colony-key"}}, "maxConcurrentProcesses": 10}}
     values: dict[str, Any] = {"image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
-                              "watchNamespaces": [namespace]}
+                              "watchNamespaces": [namespace], "executors": [executor],
+                              "leaderElection": {"leaseDuration": 8, "renewDeadline": 6, "retryPeriod": 1},
+                              "uninstall": {"waitSeconds": 30}}
     kubeconfig = kube_cluster.kubeconfig
+    executors = Executors(kube_api, namespace, colony)
     try:
         helm("install", RELEASE, str(CHART), "--namespace", namespace, "-f", values_file(values, tmp_path),
              kubeconfig=kubeconfig)
-        # Ready means kopf answers /healthz: the operator runs in the pod, as uid 10001, and reached the API server
-        # through the kubernetes Service with its ServiceAccount.
-        pod = wait_for(lambda: ready_pod(core, namespace), 300, 1, "the operator pod to be Ready")
-        assert pod.spec.containers[0].image == operator_image
-        assert pod.spec.service_account_name == FULLNAME
-
-        executors.create("cluster")
+        # Ready means /healthz answers, leader or stand-by: both run as uid 10001 and reached the API server
+        # through the kubernetes Service with their ServiceAccount.
+        pods = wait_for(lambda: ready_pods(core, namespace, 2), 300, 1, "both operator pods to be Ready")
+        assert {p.spec.containers[0].image for p in pods} == {operator_image}
+        assert {p.spec.service_account_name for p in pods} == {FULLNAME}
         executors.wait_ready("cluster", timeout=180)
         assert_echo_succeeds(colony)
 
-        # The metrics endpoint, straight from this host to the pod (pods are on the host's bridge).
-        body = urllib.request.urlopen(f"http://{pod.status.pod_ip}:9090/metrics", timeout=10).read().decode()
-        assert f'colonies_operator_build_info{{version="{__version__}"}} 1.0' in body
-        for family in ("processes_assigned_total", "processes_succeeded_total", "processes_failed_total",
-                       "active_processes", "job_create_seconds", "log_lines_shipped_total",
-                       "colonies_rpc_errors_total"):
-            assert f"# TYPE colonies_operator_{family.removesuffix('_total')}" in body, family
+        # The metrics endpoint, straight from this host to the pods (pods are on the host's bridge): one leads.
+        leaders = []
+        for pod in pods:
+            body = urllib.request.urlopen(f"http://{pod.status.pod_ip}:9090/metrics", timeout=10).read().decode()
+            assert f'colonies_operator_build_info{{version="{__version__}"}} 1.0' in body
+            leaders.append("colonies_operator_leader 1.0" in body)
+            for family in ("processes_assigned_total", "processes_succeeded_total", "processes_failed_total",
+                           "active_processes", "job_create_seconds", "log_lines_shipped_total",
+                           "colonies_rpc_errors_total", "leader"):
+                assert f"# TYPE colonies_operator_{family.removesuffix('_total')}" in body, family
+        assert sorted(leaders) == [False, True], "exactly one instance leads"
 
-        # An upgrade that changes the pod: plain logs and another memory limit. Recreate: the old pod goes first.
+        # An upgrade that changes the pods (plain logs, another memory limit) while 10 processes run: the pods are
+        # replaced one at a time, the leader hands over, and no process is lost, doubled or failed.
+        spec = tutorial_spec(colony, cmd=NUMBERED, conditions={"cpu": "10m", "mem": "16Mi"})
+        processes = [colony.client.submit(spec, colony.user_prvkey) for _ in range(10)]
+        wait_for(lambda: all(colony.client.get_logs(colony.name, p.processid, colony.user_prvkey, count=1)
+                             for p in processes), 120, 0.5, "lines of every process in Colonies")
         helm("upgrade", RELEASE, str(CHART), "--namespace", namespace, "--reuse-values",
              "--set", "logging.format=plain", "--set", "resources.limits.memory=384Mi", kubeconfig=kubeconfig)
-        new_pod = wait_for(lambda: ready_pod(core, namespace, not_named=pod.metadata.name), 300, 1,
-                           "the upgraded operator pod to be Ready and the old one gone")
-        container = new_pod.spec.containers[0]
+        new_pods = wait_for(lambda: ready_pods(core, namespace, 2, {p.metadata.name for p in pods}), 300, 1,
+                            "the two upgraded operator pods to be Ready and the old ones gone")
+        container = new_pods[0].spec.containers[0]
         assert "--json-logs" not in container.args and container.resources.limits["memory"] == "384Mi"
+        for process in processes:
+            final = wait_final(colony, process.processid, timeout=180)
+            assert final.state == ProcessState.SUCCESS and final.retries == 0, final.errors
+            lines = log_text(colony, process.processid).splitlines()
+            assert lines == [f"{process.processid} line {i}" for i in range(100)], \
+                f"process {process.processid}: {len(lines)} lines, duplicates or gaps"
+            assert len(job_names(kube_api, namespace, process.processid)) == 1
         executors.wait_ready("cluster", timeout=180)
-        assert_echo_succeeds(colony)
-        assert not core.read_namespaced_pod_log(new_pod.metadata.name, namespace).lstrip().startswith("{")
 
-        # Uninstall: the ColoniesExecutor first, so that the operator releases its finalizer.
-        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "cluster")
-        wait_for(lambda: gone(lambda: executors.get("cluster")), 120, 0.5, "the ColoniesExecutor to be deleted")
+        # Uninstall with processes running and the executor in the values: the hook deletes it and the operator
+        # hands its work back to Colonies; nothing keeps a finalizer, and the namespace then goes.
+        running = [colony.client.submit(tutorial_spec(colony, cmd="sleep 300"), colony.user_prvkey)
+                   for _ in range(3)]
+        wait_for(lambda: all(colony.client.get_process(p.processid, colony.user_prvkey).state == ProcessState.RUNNING
+                             for p in running), 120, 0.5, "three processes running")
+        started = time.monotonic()
         helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "180s", kubeconfig=kubeconfig)
+        print(f"helm uninstall took {time.monotonic() - started:.1f}s")
         for what, read in {
             "Deployment": lambda: apps.read_namespaced_deployment(FULLNAME, namespace),
             "ServiceAccount": lambda: core.read_namespaced_service_account(FULLNAME, namespace),
             "Role": lambda: rbac.read_namespaced_role(FULLNAME, namespace),
             "RoleBinding": lambda: rbac.read_namespaced_role_binding(FULLNAME, namespace),
             "Service": lambda: core.read_namespaced_service(f"{FULLNAME}-metrics", namespace),
+            "ColoniesExecutor": lambda: executors.get("cluster"),
         }.items():
             wait_for(lambda: gone(read), 60, 0.5, f"the {what} to be deleted")
-        wait_for(lambda: not core.list_namespaced_pod(namespace, label_selector=SELECTOR).items, 120, 1,
-                 "the operator pod to be gone")
         assert helm("list", "--namespace", namespace, "--short", kubeconfig=kubeconfig).stdout.strip() == ""
+        for process in running:  # handed back: Colonies queues them again for another executor
+            handed_back = colony.client.get_process(process.processid, colony.user_prvkey)
+            assert handed_back.state == ProcessState.WAITING and not handed_back.isassigned, handed_back
+        started = time.monotonic()
+        core.delete_namespace(namespace)
+        wait_for(lambda: gone(lambda: core.read_namespace(namespace)), 180, 1,
+                 "the namespace to be deleted, with nothing holding a finalizer")
+        print(f"the namespace was deleted in {time.monotonic() - started:.1f}s")
     except BaseException:
         print(f"--- operator pods, events and logs ---\n{describe(core, namespace)}")
         raise

@@ -61,7 +61,7 @@ class Harness:
         self.status.set_condition(ASSIGNING, True, "Assigning", "the colony's assignments are not paused")
         self.interrupts = Interrupts()
         self.room, self.taken, self.rechecks = room, [], 0
-        self.slot_freed = asyncio.Event()
+        self.slot_freed, self.room_lost = asyncio.Event(), asyncio.Event()
 
     async def _write(self, status):
         pass
@@ -72,7 +72,7 @@ class Harness:
     def loop(self) -> AssignLoop:
         return AssignLoop(CONFIG, self.identity, status=self.status, interrupts=self.interrupts,
                           room=lambda: self.room, take=self.taken.append, slot_freed=self.slot_freed,
-                          recheck_jobs=self.recheck, name="ops/cluster")
+                          recheck_jobs=self.recheck, name="ops/cluster", room_lost=self.room_lost)
 
     async def run_for(self, seconds: float) -> None:
         task = asyncio.ensure_future(self.loop().run())
@@ -180,3 +180,31 @@ def test_a_reload_ends_a_long_poll_at_once():
         await asyncio.wait_for(task, 0.1)
         return client.calls
     assert len(run_virtual(main())) == 1
+
+
+class LatePoll(ScriptedColonies):
+    """The first long-poll gets a process after 5 s; the rest find nothing."""
+
+    async def assign(self, colony, timeout, prvkey, *, available_cpu="", available_mem=""):
+        self.calls.append((asyncio.get_running_loop().time(), timeout, available_cpu))
+        if timeout > 0 and len(self.calls) == 1:
+            await asyncio.sleep(5)
+            return process("late")
+        return None
+
+
+def test_a_long_poll_under_way_ends_when_kubernetes_begins_refusing_the_executors_jobs():
+    async def main():
+        client = LatePoll()
+        harness = Harness(client)
+        task = asyncio.ensure_future(harness.loop().run())
+        await asyncio.sleep(1)
+        harness.room = False  # a Job was refused: the executor's problem
+        harness.room_lost.set()
+        await asyncio.sleep(40)
+        harness.interrupts.stop.set()
+        await asyncio.wait_for(task, 1)
+        assert harness.taken == [], "it took work after Kubernetes began refusing its Jobs"
+        assert [timeout for _, timeout, _ in client.calls[1:]] and \
+            all(timeout == -1 for _, timeout, _ in client.calls[1:]), "then only signs of life"
+    run_virtual(main())

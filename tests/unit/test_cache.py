@@ -144,3 +144,28 @@ def test_the_cluster_view_routes_events_to_the_executor_that_owns_the_job_and_gr
         assert [p["metadata"]["name"] for p in view.pods("ns", "colonies-x-0")] == ["colonies-x-0-abc"]
         await view.close()
     run_virtual(main())
+
+
+class QuietApi:
+    """Lists nothing; each watch opens and stays open."""
+
+    async def list(self, path, *, label_selector="", field_selector="", resource=""):
+        return [], "1"
+
+    async def watch(self, path, version, *, label_selector="", field_selector="", resource=""):
+        yield "OPENED", {}
+        await asyncio.Event().wait()
+
+
+def test_a_namespace_used_again_while_it_is_being_released_keeps_both_its_reflectors():
+    async def main():
+        view = ClusterView(QuietApi())
+        view.use("ns")
+        assert await view.wait_synced("ns", 5)
+        releasing = asyncio.ensure_future(view.release("ns"))  # its last attempt was dropped ...
+        await asyncio.sleep(0)  # ... and the release waits for a reflector to stop
+        view.use("ns")  # meanwhile a new attempt there is taken on
+        await releasing
+        assert await view.wait_synced("ns", 5), "the Jobs and pods of the namespace are watched"
+        await view.close()
+    run_virtual(main())

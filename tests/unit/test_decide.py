@@ -114,6 +114,16 @@ RULES = [
     Rule("an invalid process fails without a Job",
          facts(invalid="kwargs 'cmd' is required"), Act.CLOSE_FAILED, reason=FailureReason.INVALID,
          error="invalid process: kwargs 'cmd' is required"),
+    # What was accepted once runs to its end under the rules it started with.
+    Rule("an adopted attempt whose Job runs is not failed by today's narrower limits",
+         facts(invalid="conditions.cpu 2 is above the limit of 1", adopted=True, job=RUNNING_JOB,
+               active_pods=(pod(),)), Act.WAIT),
+    Rule("an adopted attempt with no Job meets today's limits",
+         facts(invalid="conditions.cpu 2 is above the limit of 1", adopted=True, job=None), Act.CLOSE_FAILED,
+         reason=FailureReason.INVALID),
+    Rule("whether an adopted attempt has a Job is decided on a synced view only",
+         facts(invalid="conditions.cpu 2 is above the limit of 1", adopted=True, job=None, view_synced=False),
+         Act.WAIT),
     # What Colonies says of the process decides over the Job.
     Rule("a process not listed as running here is read from Colonies",
          facts(ProcessView.UNCONFIRMED, job=RUNNING_JOB, job_expected=True), Act.VERIFY_PROCESS),
@@ -203,3 +213,16 @@ HERE = "e" * 64
 def test_what_colonies_says_of_a_process_means_for_attempt_2_here(state, executor, attempt, view):
     process = Process.from_dict({"processid": "p", "state": state, "assignedexecutorid": executor, "retries": attempt})
     assert view_of(process, HERE, 2) == view
+
+
+@pytest.mark.parametrize("starttime, view", [
+    ("2026-12-01T12:00:00.123456789Z", ProcessView.RUNNING_HERE),  # the assign reply has nanoseconds
+    ("2026-12-01T12:00:00.123457Z", ProcessView.RUNNING_HERE),  # the database microseconds, rounded
+    ("2026-12-01T12:00:07.5Z", ProcessView.REQUEUED),  # handed back and assigned here again
+    (None, ProcessView.RUNNING_HERE),  # not known: assumed the same
+], ids=["same assignment", "same assignment read back", "a later assignment", "unknown assignment"])
+def test_an_attempt_handed_back_and_assigned_here_again_is_another_assignment(starttime, view):
+    assigned = dt.datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    process = Process.from_dict({"processid": "p", "state": 1, "assignedexecutorid": HERE, "retries": 2,
+                                 "starttime": starttime})
+    assert view_of(process, HERE, 2, assigned) == view

@@ -35,7 +35,8 @@ def job_for(p, cfg=None):
 
 def test_tutorial_spec_becomes_a_job():
     job = job_for(process({"cmd": "echo hello world"}, {"cpu": "500m", "mem": "256Mi", "walltime": 60}))
-    assert job["metadata"]["name"] == job_name(PID, 0) == f"colonies-{PID[:32]}-0"
+    assert job["metadata"]["name"] == job_name(PID, 0, EXECUTOR_ID, None)
+    assert job["metadata"]["name"].startswith(f"colonies-{PID[:32]}-0-")
     assert job["metadata"]["namespace"] == "work"
     assert job["metadata"]["annotations"]["colonyos.io/process-id"] == PID
     assert job["metadata"]["labels"]["colonyos.io/process-id"] == PID[:63]
@@ -108,7 +109,22 @@ def test_the_resource_spec_shapes_the_pod():
 
 
 def test_a_retried_attempt_gets_its_own_job_name():
-    assert job_for(process(retries=2))["metadata"]["name"].endswith("-2")
+    assert f"-{PID[:32]}-2-" in job_for(process(retries=2))["metadata"]["name"]
+
+
+def test_the_job_name_is_the_assignments_another_executor_or_assignment_gets_another_job():
+    import datetime as dt
+
+    at = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+    name = job_name(PID, 0, EXECUTOR_ID, at)
+    assert name == job_name(PID, 0, EXECUTOR_ID, at) and len(name) <= 63
+    assert name != job_name(PID, 0, "ef" * 32, at), "another executor given the process"
+    assert name != job_name(PID, 0, EXECUTOR_ID, at + dt.timedelta(seconds=3)), "handed back, assigned here again"
+    p = process()
+    p.starttime = at
+    job = job_for(p)
+    assert job["metadata"]["name"] == name and job["metadata"]["annotations"]["colonyos.io/assigned-at"] == \
+        at.isoformat()
 
 
 @pytest.mark.parametrize("kwargs, conditions, env, funcname, message", [
@@ -176,7 +192,7 @@ def test_debug_is_a_flag_and_its_log_says_what_was_created():
     plan = plan_job(p, cfg)
     text = debug_log(plan, build_job(p, plan, cfg, EXECUTOR_ID))
     assert all(line.startswith("ColonyOS: ") for line in text.splitlines())
-    assert f"Job work/colonies-{PID[:32]}-0" in text and "busybox:1.35" in text and '"echo hi"' in text
+    assert f"Job work/colonies-{PID[:32]}-0-" in text and "busybox:1.35" in text and '"echo hi"' in text
     assert "activeDeadlineSeconds: 30" in text
 
 

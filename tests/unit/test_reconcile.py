@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from colonies_operator.colonies import (
@@ -33,12 +34,13 @@ def config(namespace: str = "jobs-a"):
                             namespace="ops", name="cluster")
 
 
-def process(retries: int = 0, state: int = 1, executor: str = EXECUTOR_ID, **kwargs: Any) -> Process:
+def process(retries: int = 0, state: int = 1, executor: str = EXECUTOR_ID, starttime: str = "2026-12-01T12:00:00Z",
+            **kwargs: Any) -> Process:
     spec = {"funcname": "execute", "kwargs": {"docker-image": "busybox:1.35", "cmd": "echo hi"},
             "conditions": {"nodes": 1, "processespernode": 1}}
     spec.update(kwargs)
     return Process.from_dict({"processid": PID, "retries": retries, "state": state, "assignedexecutorid": executor,
-                              "starttime": "2026-12-01T12:00:00Z", "spec": spec})
+                              "starttime": starttime, "spec": spec})
 
 
 class FakeClient:
@@ -90,6 +92,8 @@ class FakeIdentity:
 class FakeKube:
     def __init__(self, create_errors: list[KubeError] | None = None) -> None:
         self.create_errors = list(create_errors or [])
+        self.dry_run_errors: list[KubeError] = []  # answers of dry runs, in turn (none left: accepted)
+        self.clock_offset = dt.timedelta(0)  # the API server's clock minus this machine's
         self.created: list[dict] = []
         self.deleted: list[tuple[str, str]] = []
         self.patched: list[tuple[str, str, dict]] = []
@@ -97,7 +101,14 @@ class FakeKube:
         self.reads: list[tuple[str, str]] = []  # ("get", pod) or ("list", job)
         self.get_forbidden = False  # RBAC that lets the operator list pods but not get one
 
+    def now(self):
+        return dt.datetime.now(dt.timezone.utc) + self.clock_offset
+
     async def create_job(self, job, dry_run=False):
+        if dry_run:
+            if self.dry_run_errors:
+                raise self.dry_run_errors.pop(0)
+            return job
         if self.create_errors:
             raise self.create_errors.pop(0)
         self.created.append(job)
@@ -334,7 +345,7 @@ def test_a_process_closed_lately_is_not_taken_again_from_a_late_list_of_running_
     asyncio.run(main())
 
 
-JOB = job_name(PID, 0)  # the Job of the first attempt of process()
+JOB = job_name(PID, 0, EXECUTOR_ID, process().starttime)  # the Job of the first attempt of process()
 
 
 def pod_of(name: str, phase: str, exit_code: int | None = None, **status: str) -> dict:
@@ -392,4 +403,111 @@ def test_final_pods_are_listed_where_the_operator_may_not_get_a_pod():
         kube.pods["p0"] = pod_of("p0", "Succeeded", exit_code=0)
         pods = await rec._read_final_pods(attempt)
         assert kube.reads == [("get", "p0"), ("list", JOB)] and pods[0]["status"]["phase"] == "Succeeded"
+    asyncio.run(main())
+
+
+def test_an_attempt_seen_requeued_and_assigned_here_again_gets_a_job_of_its_own():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        first = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, first)
+        # Handed back (the executor was removed from Colonies: the attempt number stays) ...
+        first.view = ProcessView.UNCONFIRMED
+        client.process_answers = [process(state=0, executor="", starttime="0001-01-01T00:00:00Z")]
+        await settle(rec, first)
+        assert first.key not in rec.attempts and kube.deleted == [(first.namespace, first.job_name)]
+        # ... and assigned here again, before the attempt done with is forgotten.
+        again = process(starttime="2026-12-01T12:00:09Z")
+        assert rec.unknown(again), "a new assignment of an attempt done with is new work"
+        second = rec.add(again, config(), FakeIdentity(client), adopted=True)
+        await settle(rec, second)
+        assert [j["metadata"]["name"] for j in kube.created] == [first.job_name, second.job_name]
+        assert first.job_name != second.job_name and client.closed == []
+    asyncio.run(main())
+
+
+def test_an_attempt_assigned_here_again_while_its_earlier_assignment_ends_is_carried_on_after_it():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        first = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, first)
+        again = process(starttime="2026-12-01T12:00:09Z")
+        rec.add(again, config(), FakeIdentity(client), adopted=False)  # the assign loop was handed it again
+        client.process_answers = [again]
+        await settle(rec, first)  # Colonies runs another assignment of it: the first one's Job goes
+        assert (first.namespace, first.job_name) in kube.deleted
+        second = rec.attempts[first.key]
+        assert second is not first and second.assigned_at == again.starttime
+        await settle(rec, second)
+        assert [j["metadata"]["name"] for j in kube.created] == [first.job_name, second.job_name]
+        assert client.closed == []
+    asyncio.run(main())
+
+
+def test_an_adopted_process_whose_job_runs_is_not_failed_by_a_lowered_limit():
+    async def main():
+        lowered = config_from_spec({"server": {"host": "colonies"}, "colonyName": "dev",
+                                    "jobs": {"namespace": "jobs-a"}, "credentials": {"colonyKeySecret": {"name": "k"}},
+                                    "processLimits": {"cpu": "100m", "allowedImages": ["registry.example/**"]}},
+                                   namespace="ops", name="cluster")
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        big = process(conditions={"nodes": 1, "processespernode": 1, "cpu": "500m"})
+        attempt = rec.add(big, lowered, FakeIdentity(client), adopted=True)
+        view.jobs[(attempt.namespace, attempt.job_name)] = {"metadata": {"name": attempt.job_name},
+                                                            "status": {"active": 1}}
+        await settle(rec, attempt)
+        assert client.closed == [] and kube.deleted == [] and kube.created == []
+        assert attempt.plan is not None and attempt.plan.cpu == "500m", "it runs on under the rules it started with"
+        # One with no Job (an assignment whose reply was lost) meets today's limits.
+        rec2, kube2, _, _ = reconciler()
+        client2 = FakeClient()
+        orphan = rec2.add(big, lowered, FakeIdentity(client2), adopted=True)
+        await settle(rec2, orphan)
+        assert kube2.created == [] and client2.closed[0][0] == "failed" and "not allowed" in client2.closed[0][1][0]
+    asyncio.run(main())
+
+
+WEBHOOK_REFUSAL = KubeError(400, "BadRequest", 'admission webhook "deny.example.com" denied the request: no Jobs')
+
+
+def test_an_admission_webhook_refusing_every_job_is_the_executors_problem_not_each_processs():
+    async def main():
+        rec, kube, view, refusals = reconciler(FakeKube([WEBHOOK_REFUSAL]))
+        kube.dry_run_errors = [WEBHOOK_REFUSAL]  # a Job asking for nothing is refused too
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        assert client.closed == [] and refusals and refusals[0].status == 400 and attempt.create_error
+        await settle(rec, attempt)  # the webhook is gone: the Job is created
+        assert len(kube.created) == 1 and refusals[-1] is None
+    asyncio.run(main())
+
+
+def test_an_admission_webhook_refusing_only_this_processs_job_fails_the_process():
+    async def main():
+        rec, kube, view, refusals = reconciler(FakeKube([WEBHOOK_REFUSAL]))
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        assert client.closed and client.closed[0][0] == "failed" and "deny.example.com" in client.closed[0][1][0]
+        assert refusals == []
+    asyncio.run(main())
+
+
+def test_pod_timing_follows_the_api_servers_clock_not_the_operators():
+    async def main():
+        kube = FakeKube()
+        kube.clock_offset = -dt.timedelta(minutes=5)  # the operator's clock runs 5 minutes ahead of the cluster's
+        rec, kube, view, _ = reconciler(kube)
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        await settle(rec, attempt)
+        created = (kube.now() - dt.timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        view.jobs[(attempt.namespace, attempt.job_name)] = {"metadata": {"name": attempt.job_name,
+                                                                         "creationTimestamp": created}, "status": {}}
+        await settle(rec, attempt)
+        assert client.closed == [] and attempt.key in rec.attempts, "a Job 2 s old has no pod yet, and that is fine"
     asyncio.run(main())

@@ -58,6 +58,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The namespace of the leader election Lease: the first watched namespace by name (where an instance started by
+hand with the same --namespace arguments looks too), or the release namespace when every namespace is served. */}}
+{{- define "colonies-operator.leaseNamespace" -}}
+{{- $watched := include "colonies-operator.watchedNamespaces" . | fromJsonArray }}
+{{- if $watched }}{{ first (sortAlpha $watched) }}{{ else }}{{ .Release.Namespace }}{{ end }}
+{{- end }}
+
 {{/* "true" when the operator serves every namespace: its rules for ColoniesExecutors are cluster-wide. */}}
 {{- define "colonies-operator.clusterWide" -}}
 {{- if .Values.watchAllNamespaces }}true{{ end }}
@@ -100,17 +107,24 @@ limit" to the operator, while a key left out would mean its built-in default.
 {{- if and (has "*" .Values.policy.jobNamespaces) (gt (len .Values.policy.jobNamespaces) 1) }}
 {{- fail "policy.jobNamespaces: \"*\" already allows every namespace; list nothing else with it" }}
 {{- end }}
+{{- $election := .Values.leaderElection }}
+{{- if not (lt (float64 $election.renewDeadline) (float64 $election.leaseDuration)) }}
+{{- fail "leaderElection.renewDeadline must be shorter than leaderElection.leaseDuration: the leader must stop before anyone may take over" }}
+{{- end }}
+{{- if not (lt (mulf (float64 $election.retryPeriod) 1.2) (float64 $election.renewDeadline)) }}
+{{- fail "leaderElection.retryPeriod (with its 20% jitter) must be shorter than leaderElection.renewDeadline" }}
+{{- end }}
 {{- end }}
 
 {{/*
 What the operator does in a namespace it serves: kopf watches ColoniesExecutors, patches them (finalizer,
-annotations) and their status, and posts Events; the operator reads the key and CA Secrets and ConfigMaps
+annotations) and their status, and posts Events (the uninstall hook deletes the release's own); the operator reads the key and CA Secrets and ConfigMaps
 its resources name, creates the Secret that keeps its own executor key, and runs Jobs (below).
 */}}
 {{- define "colonies-operator.executorRules" -}}
 - apiGroups: [colonyos.io]
   resources: [coloniesexecutors]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: [colonyos.io]
   resources: [coloniesexecutors/status]
   verbs: [get, patch]

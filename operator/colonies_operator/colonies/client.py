@@ -34,7 +34,7 @@ class AsyncColoniesClient:
 
     def __init__(self, url: str, *, ca_bundle: str | None = None, connect_timeout: float = 5.0,
                  read_timeout: float = 30.0, on_rpc: Callable[[str, int | None], None] | None = None) -> None:
-        self.url = url
+        self.url, self.ca_bundle = url, ca_bundle
         self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self._on_rpc = on_rpc  # told of every RPC: (name, None) when it worked, (name, status or 0) when not

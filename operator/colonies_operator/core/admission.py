@@ -17,7 +17,7 @@ from ..colonies.address import is_cluster_local, is_loopback
 from .config import ExecutorConfig
 from .images import image_matches, normalize_image
 from .names import ANNOTATION_PROCESS_ID, LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, LABEL_PROCESS_ID, MANAGED_BY
-from .policy import ANY, DEFAULT_KEYS, LIMIT_KEYS, OperatorPolicy, compare_limit
+from .policy import ANY, DEFAULT_KEYS, LIMIT_KEYS, OperatorPolicy, ProcessLimits, compare_limit
 from .pod import TERMINATION_LOG, operator_pod_spec
 from .podsecurity import pod_violations, security_contexts, violations, volume_types
 from .podtemplate import TEMPLATE, MergedPod, merge_pod_template
@@ -62,6 +62,13 @@ def allowed_image_limits(config: ExecutorConfig) -> list[Limit]:
         found.append(Limit(config.limits.allowed_images, f"spec.processLimits.allowedImages of {resource}",
                            "its owner"))
     return found
+
+
+def without_limits(config: ExecutorConfig) -> ExecutorConfig:
+    """The config with no per-process limit and no allowed-image list: what an attempt accepted under earlier rules
+    is planned with once its Job runs, so that today's narrower limits do not fail it."""
+    return dataclasses.replace(config, limits=ProcessLimits(),
+                               policy=dataclasses.replace(config.policy, ceiling=ProcessLimits()))
 
 
 def default_for(config: ExecutorConfig, field: str) -> Any:

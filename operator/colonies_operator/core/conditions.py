@@ -85,5 +85,9 @@ def kube_refusal_hint(status: int | None, namespace: str) -> str:
     if status == 404:
         return f"create namespace {namespace}, or change spec.jobs.namespace"
     if status == 422:
-        return "fix spec.jobs (labels, annotations, securityContext, tolerations, nodeSelector, podTemplate)"
+        return ("fix spec.jobs (labels, annotations, securityContext, tolerations, nodeSelector, podTemplate), or ask "
+                "the cluster admin about the admission policies that refuse them")
+    if status == 400:
+        return ("an admission webhook or policy of the cluster refuses them: ask the cluster admin; the executor "
+                "takes no work until Kubernetes accepts its Jobs again")
     return "see the message"

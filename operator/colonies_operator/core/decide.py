@@ -10,7 +10,9 @@ work lives here, so each is a row in a table-driven test:
 - a process that Colonies no longer runs here (cancelled, re-queued, given to another attempt or executor,
   removed) loses its Job; a FAILED process keeps nothing running;
 - a Job is created only for a RUNNING attempt that never had one: a Job cannot vanish unseen (it carries a
-  finalizer until its process is closed), so no attempt runs twice.
+  finalizer until its process is closed), so no attempt runs twice;
+- what was accepted once runs to its end under the rules it started with: an attempt adopted with its Job is not
+  failed because today's limits would refuse it.
 """
 
 from __future__ import annotations
@@ -41,11 +43,21 @@ class ProcessView(enum.Enum):
     GONE = "gone"  # removed from Colonies (404)
 
 
-def view_of(process: Process, executor_id: str, attempt: int) -> ProcessView:
-    """What a process read from Colonies means for one attempt of it on this executor."""
+ASSIGNMENT_TOLERANCE = dt.timedelta(milliseconds=1)  # Colonies' reply has nanoseconds, its database microseconds
+
+
+def same_assignment(a: dt.datetime | None, b: dt.datetime | None) -> bool:
+    """Whether two starttimes are one assignment (unknown on either side: assumed so)."""
+    return a is None or b is None or a.year < 2 or b.year < 2 or abs(a - b) < ASSIGNMENT_TOLERANCE
+
+
+def view_of(process: Process, executor_id: str, attempt: int, assigned_at: dt.datetime | None = None) -> ProcessView:
+    """What a process read from Colonies means for one attempt (assigned at `assigned_at`) of it on this executor.
+    Handed back and assigned here again, it keeps its attempt number: that is another assignment."""
     state = process.state
     if state == ProcessState.RUNNING:
-        if process.assignedexecutorid == executor_id and process.retries == attempt:
+        if process.assignedexecutorid == executor_id and process.retries == attempt and \
+                same_assignment(process.starttime, assigned_at):
             return ProcessView.RUNNING_HERE
         return ProcessView.REQUEUED
     return {ProcessState.WAITING: ProcessView.REQUEUED, ProcessState.SUCCESS: ProcessView.SUCCEEDED,
@@ -77,6 +89,9 @@ class Facts:
     image_pull_grace: int = 60
     walltime: int | None = None
     invalid: str | None = None  # why the process cannot become a Job
+    # Found running after a start: accepted under the rules of its time, it runs to its end if it has a Job,
+    # whatever today's limits say (`invalid` then only stops it from getting one).
+    adopted: bool = False
     job_refused: str | None = None  # why Kubernetes refused this process's Job (invalid for the API server)
     job: dict[str, Any] | None = None  # from the view, or from a direct read
     view_synced: bool = True
@@ -131,7 +146,10 @@ def decide(facts: Facts) -> Decision:
         return Decision(Act.VERIFY_PROCESS, "Colonies did not list the process as running here")
 
     # RUNNING here.
-    if f.invalid:
+    if f.invalid and f.adopted and job is None and not f.view_synced:
+        return _wait("the view of Jobs is not synced: whether the adopted attempt has a Job decides",
+                     COLONIES_RETRY_SECONDS)
+    if f.invalid and not (f.adopted and job is not None):
         return _failed("the process cannot become a Job", [f"invalid process: {f.invalid}"], FailureReason.INVALID)
     if f.job_refused and job is None:
         return _failed("Kubernetes refused the Job", [f.job_refused], FailureReason.JOB_REFUSED)

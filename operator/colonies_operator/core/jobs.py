@@ -22,6 +22,7 @@ from . import fs
 from .admission import profile_of
 from .config import ExecutorConfig
 from .names import (
+    ANNOTATION_ASSIGNED_AT,
     ANNOTATION_ATTEMPT,
     ANNOTATION_EXECUTOR,
     ANNOTATION_EXECUTOR_ID,
@@ -51,7 +52,7 @@ MAX_JOB_BYTES = 900 * 1024
 def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_id: str) -> dict[str, Any]:
     """The batch/v1 Job for one attempt of a process. Raises InvalidProcess when it is too big to store."""
     pid = process.processid
-    name = job_name(pid, process.retries)
+    name = job_name(pid, process.retries, executor_id, process.starttime)
     labels = dict(config.jobs.labels)
     labels.update({
         LABEL_MANAGED_BY: MANAGED_BY,
@@ -67,6 +68,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         ANNOTATION_EXECUTOR: f"{config.resource_namespace}/{config.resource_name}",
         ANNOTATION_ATTEMPT: str(process.retries),
     })
+    if process.starttime:
+        annotations[ANNOTATION_ASSIGNED_AT] = process.starttime.isoformat()
 
     resources: dict[str, dict[str, str]] = {}
     if plan.cpu:

@@ -7,7 +7,9 @@ alone, so they never change meaning.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import hashlib
 
 GROUP, VERSION, PLURAL, KIND = "colonyos.io", "v1alpha1", "coloniesexecutors", "ColoniesExecutor"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -20,6 +22,9 @@ ANNOTATION_PROCESS_ID = f"{GROUP}/process-id"
 ANNOTATION_EXECUTOR_ID = f"{GROUP}/executor-id"
 ANNOTATION_EXECUTOR = f"{GROUP}/executor"
 ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
+# When Colonies assigned the attempt (its starttime): a process handed back and assigned again keeps its attempt
+# number, so the assignment tells a Job of an earlier one from the current one.
+ANNOTATION_ASSIGNED_AT = f"{GROUP}/assigned-at"
 # Active while the process runs; the operator sets it to closed once the process is closed in Colonies, and
 # its watches select active Jobs only, so finished Jobs kept for `kubectl logs` cost nothing.
 LABEL_JOB_STATE = f"{GROUP}/state"
@@ -39,9 +44,13 @@ COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 LABEL_VALUE_LIMIT = 63  # characters in a label value
 
 
-def job_name(process_id: str, attempt: int) -> str:
-    """Deterministic: the same process attempt always maps to the same Job."""
-    return f"colonies-{process_id[:32].lower()}-{attempt}"
+def job_name(process_id: str, attempt: int, executor_id: str, assigned_at: dt.datetime | None) -> str:
+    """Deterministic: the same assignment of a process attempt always maps to the same Job. The name carries the
+    executor and the assignment (Colonies' starttime), so another executor given the process, or this one given
+    it again after a hand-back, never meets this Job under its own name."""
+    stamp = assigned_at.isoformat() if assigned_at else ""
+    token = hashlib.sha256(f"{executor_id}/{stamp}".encode()).hexdigest()[:6]
+    return f"colonies-{process_id[:32].lower()}-{attempt}-{token}"
 
 
 def label_value(value: str) -> str:

@@ -30,14 +30,17 @@ class AssignLoop:
     """Runs until the runtime stops or reloads; raises Problem when Colonies refuses the executor itself.
 
     It asks the runtime only whether there is `room()`, hands it what it is assigned (`take(process)`), waits on
-    `slot_freed` at the cap, and, while Kubernetes refuses the executor's Jobs, has it `recheck_jobs()`. What it
-    learns of Colonies goes into the status's conditions."""
+    `slot_freed` at the cap, and, while Kubernetes refuses the executor's Jobs, has it `recheck_jobs()`; a long-poll
+    under way ends when `room_lost` is set (Kubernetes began refusing its Jobs). What it learns of Colonies goes
+    into the status's conditions."""
 
     def __init__(self, config: ExecutorConfig, identity: Identity, *, status: StatusWriter, interrupts: Interrupts,
                  room: Callable[[], bool], take: Callable[[Process], None], slot_freed: asyncio.Event,
-                 recheck_jobs: Callable[[], Awaitable[None]], name: str) -> None:
+                 recheck_jobs: Callable[[], Awaitable[None]], name: str,
+                 room_lost: asyncio.Event | None = None) -> None:
         self.config, self.identity, self.status, self.interrupts = config, identity, status, interrupts
         self._room, self._take, self._slot_freed, self._recheck_jobs = room, take, slot_freed, recheck_jobs
+        self._room_lost = room_lost or asyncio.Event()
         self.name = name
 
     async def run(self) -> None:
@@ -47,9 +50,10 @@ class AssignLoop:
         while not interrupts.stopping:
             try:
                 if self._room():
+                    self._room_lost.clear()
                     process = await interrupts.interruptible(client.assign(config.colony_name,
                                                                            config.assign_timeout_seconds,
-                                                                           identity.prvkey))
+                                                                           identity.prvkey), self._room_lost)
                     last_heartbeat = clock()
                     if not status.condition_ok(REACHABLE):
                         status.set_condition(REACHABLE, True, "Connected", client.url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,8 @@ class Attempt:
     outcome: ProcessOutcome | None = None
     failure_reason: FailureReason | None = None
     added_at: float = dataclasses.field(default_factory=time.monotonic)
+    fixed_job_name: str = ""
+    assignment: dt.datetime | None = None  # of a Job found after a start (its annotation), until the process is read
 
     @property
     def key(self) -> Key:
@@ -64,4 +67,13 @@ class Attempt:
 
     @property
     def job_name(self) -> str:
-        return job_name(self.process.processid, self.process.retries)
+        """The Job's name, fixed when the attempt is taken on (an adopted Job's own)."""
+        if not self.fixed_job_name:
+            self.fixed_job_name = job_name(self.process.processid, self.process.retries, self.identity.executor_id,
+                                           self.process.starttime)
+        return self.fixed_job_name
+
+    @property
+    def assigned_at(self) -> dt.datetime | None:
+        """When Colonies assigned this attempt here (its starttime), as the attempt first knew it."""
+        return self.assignment if self.assignment is not None else self.process.starttime

@@ -31,10 +31,11 @@ class Interrupts:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def interruptible(self, call: Awaitable[Any]) -> Any:
-        """Awaits `call` (a long-poll), but cancels it and returns None when the runtime stops or reloads."""
+    async def interruptible(self, call: Awaitable[Any], *events: asyncio.Event) -> Any:
+        """Awaits `call` (a long-poll), but cancels it and returns None when the runtime stops or reloads, or one of
+        `events` is set."""
         task = asyncio.ensure_future(call)
-        stopper = asyncio.ensure_future(self.wait(None))
+        stopper = asyncio.ensure_future(self.wait(None, *events))
         try:
             await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -73,6 +73,8 @@ class OperatorMetrics:
                                      "stream counts once, when opened).", ["verb", "resource"], **kwargs)
         self.rpc_errors = Counter("colonies_rpc_errors", "Colonies RPCs that failed, by message type and status "
                                   "class (unreachable: no reply).", ["rpc", "status"], **kwargs)
+        self.leader = Gauge("leader", "1 while this instance holds the leader Lease and does the work; 0 while it "
+                            "stands by and does nothing.", **kwargs)
 
     def process_assigned(self, executor: str) -> None:
         self.assigned.labels(executor).inc()
@@ -105,6 +107,9 @@ class OperatorMetrics:
 
     def kube_request(self, verb: str, resource: str) -> None:
         self.kube_requests.labels(verb if verb in KUBE_VERBS else "other", _rpc(resource.replace("/", "_"))).inc()
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
 
     def forget_executor(self, executor: str) -> None:
         """Removes the executor's series (call when its ColoniesExecutor is deleted)."""
@@ -162,6 +167,10 @@ def kube_request(verb: str, resource: str) -> None:
 
 def forget_executor(executor: str) -> None:
     DEFAULT.forget_executor(executor)
+
+
+def set_leader(leading: bool) -> None:
+    DEFAULT.set_leader(leading)
 
 
 def start_server(port: int, addr: str = "0.0.0.0"):

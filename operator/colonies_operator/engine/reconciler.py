@@ -26,8 +26,10 @@ from ..colonies import (
     Process,
 )
 from ..colonies.wire import bounded_errors
+from ..core.admission import without_limits
+from ..core.conditions import Problem
 from ..core.config import ExecutorConfig
-from ..core.decide import Act, Decision, Facts, ProcessView, decide, view_of
+from ..core.decide import Act, Decision, Facts, ProcessView, decide, same_assignment, view_of
 from ..core.jobs import build_job, debug_log, release_patch
 from ..core.names import FailureReason, ProcessOutcome, job_name
 from ..core.plan import InvalidProcess, plan_job
@@ -36,6 +38,7 @@ from ..kube.cache import ClusterView, job_of_pod
 from . import metrics
 from .attempt import Attempt, Key
 from .attempt_logs import AttemptLogs
+from .probe import dry_run_job
 from .workqueue import WorkQueue
 
 if TYPE_CHECKING:
@@ -48,10 +51,7 @@ WORKERS = 32  # per executor: coroutines waiting on the API server and Colonies 
 MAX_STEPS = 12  # actions per reconcile before yielding the worker to other keys
 FORGOTTEN_SECONDS = 600.0
 UNKNOWN_SECONDS = 5.0  # Colonies could not say how a process stands: ask again after this long
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+FLUSH_ON_STOP_SECONDS = 1.5  # on stop (a hand-over), the log lines read so far are sent within this long
 
 
 class Reconciler:
@@ -73,7 +73,11 @@ class Reconciler:
         self._workers: list[asyncio.Task] = []
         self._stopping = False
         self.succeeded, self.failed = succeeded, failed  # processes closed, since the resource was created
-        self._forgotten: dict[Key, float] = {}  # attempts done with lately: a late list must not revive them
+        # Attempts done with lately, and their assignment: a late list must not revive them (a new assignment may).
+        self._forgotten: dict[Key, tuple[float, dt.datetime | None]] = {}
+        # Assignments of a process attempt taken while an earlier assignment of it is being ended (handed back
+        # and assigned here again): each is taken on once its predecessor is dropped.
+        self._successors: dict[Key, tuple[Process, ExecutorConfig, "Identity"]] = {}
         # The cluster's GPU models (from its Nodes), once known: a process asking for another fails at once.
         self._gpu_models: frozenset[str] | None = None
 
@@ -92,8 +96,21 @@ class Reconciler:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        await self._flush_logs()
         for attempt in list(self.attempts.values()):
             self._drop(attempt, count=False)
+
+    async def _flush_logs(self) -> None:
+        """Sends the log lines read so far, for at most FLUSH_ON_STOP_SECONDS: whoever carries the attempts on next
+        resumes after the lines Colonies holds, so what is sent here is not read again."""
+        for attempt in self.attempts.values():
+            attempt.logs.stop_following()
+        flushes = [asyncio.ensure_future(attempt.logs.shipper.flush()) for attempt in self.attempts.values()]
+        if flushes:
+            _, unfinished = await asyncio.wait(flushes, timeout=FLUSH_ON_STOP_SECONDS)
+            for flush in unfinished:
+                flush.cancel()
+            await asyncio.gather(*flushes, return_exceptions=True)
 
     @property
     def active(self) -> int:
@@ -104,20 +121,28 @@ class Reconciler:
         self._gpu_models = models
 
     def add(self, process: Process, config: ExecutorConfig, identity: "Identity", *, adopted: bool,
-            view: ProcessView = ProcessView.RUNNING_HERE, known_from_job: bool = False) -> Attempt:
+            view: ProcessView = ProcessView.RUNNING_HERE, known_from_job: bool = False, job: str = "",
+            assigned_at: dt.datetime | None = None) -> Attempt:
         """Takes on an attempt: assigned now, found running here after a restart, or (`known_from_job`) found
-        only as a Job, whose process is read from Colonies first."""
+        only as a Job, whose process is read from Colonies first. `job` is the name of a Job found for it, and
+        `assigned_at` the assignment that Job belongs to."""
         key = (process.processid, process.retries)
         existing = self.attempts.get(key)
         if existing is not None:
+            if not known_from_job and not same_assignment(existing.assigned_at, process.starttime):
+                # Handed back and assigned here again while the earlier assignment is being ended: this one is
+                # taken on once that one is dropped, with a Job of its own.
+                self._successors[key] = (process, config, identity)
+                self._verify_soon(key)
             return existing
-        namespace, job = config.jobs.namespace, job_name(process.processid, process.retries)
+        job = job or job_name(process.processid, process.retries, identity.executor_id, process.starttime)
+        namespace = config.jobs.namespace
         logs = AttemptLogs(identity=identity, pid=process.processid, namespace=namespace, kube=self.kube,
                            adopted=adopted, active_pods=lambda: self.view.pods(namespace, job),
                            wake=lambda: self.queue.add(key), on_refused=lambda err: self._verify_soon(key),
                            stream_limiter=self._log_limiter)
         attempt = Attempt(process=process, config=config, identity=identity, adopted=adopted, logs=logs, view=view,
-                          known_from_job=known_from_job)
+                          known_from_job=known_from_job, fixed_job_name=job, assignment=assigned_at)
         if not known_from_job:
             self._plan(attempt)
         self.attempts[key] = attempt
@@ -135,17 +160,27 @@ class Reconciler:
             attempt.plan, attempt.invalid = plan_job(attempt.process, attempt.config, gpu_models=gpu_models), None
         except InvalidProcess as err:
             attempt.plan, attempt.invalid = None, str(err)
+            if attempt.adopted:
+                # Accepted under the limits of its time: if its Job runs, it runs to its end (decide.py).
+                try:
+                    attempt.plan = plan_job(attempt.process, without_limits(attempt.config))
+                except InvalidProcess:
+                    pass
 
     def unknown(self, process: Process) -> bool:
-        """True for an attempt this reconciler neither carries nor has lately done with."""
+        """True for an attempt this reconciler neither carries nor has lately done with (a new assignment of one
+        it has done with is unknown)."""
         key = (process.processid, process.retries)
-        return key not in self.attempts and key not in self._forgotten
+        if key in self.attempts:
+            return False
+        forgotten = self._forgotten.get(key)
+        return forgotten is None or not same_assignment(forgotten[1], process.starttime)
 
     def _drop(self, attempt: Attempt, *, count: bool = True) -> None:
         now = time.monotonic()
-        self._forgotten[attempt.key] = now
-        if len(self._forgotten) > 10_000 or next(iter(self._forgotten.values())) < now - FORGOTTEN_SECONDS:
-            self._forgotten = {k: t for k, t in self._forgotten.items() if t >= now - FORGOTTEN_SECONDS}
+        self._forgotten[attempt.key] = (now, attempt.assigned_at)
+        if len(self._forgotten) > 10_000 or next(iter(self._forgotten.values()))[0] < now - FORGOTTEN_SECONDS:
+            self._forgotten = {k: v for k, v in self._forgotten.items() if v[0] >= now - FORGOTTEN_SECONDS}
         attempt.logs.close()
         self.attempts.pop(attempt.key, None)
         self._by_job.pop((attempt.namespace, attempt.job_name), None)
@@ -155,6 +190,10 @@ class Reconciler:
         if count and attempt.outcome:
             metrics.process_finished(self.executor_label, attempt.outcome.value,
                                      attempt.failure_reason.value if attempt.failure_reason else None)
+        successor = self._successors.pop(attempt.key, None)
+        if successor is not None and not self._stopping:
+            process, config, identity = successor
+            self.add(process, config, identity, adopted=False)
         self._on_change()
 
     # -- what wakes an attempt ----------------------------------------------------------------------
@@ -175,9 +214,9 @@ class Reconciler:
 
     def set_views(self, running: list[Process], executor_id: str, scan_started: float) -> None:
         """The scan of what Colonies runs here: attempts it lists are confirmed, those it does not are read."""
-        listed = {(p.processid, p.retries) for p in running if p.assignedexecutorid == executor_id}
+        listed = {(p.processid, p.retries): p.starttime for p in running if p.assignedexecutorid == executor_id}
         for attempt in list(self.attempts.values()):
-            if attempt.key in listed:
+            if attempt.key in listed and same_assignment(listed[attempt.key], attempt.assigned_at):
                 if attempt.view in (ProcessView.UNCONFIRMED, ProcessView.UNKNOWN):
                     attempt.view = ProcessView.RUNNING_HERE
                     self.queue.add(attempt.key)
@@ -226,9 +265,9 @@ class Reconciler:
         config = attempt.config.jobs
         failing = time.monotonic() - attempt.create_failing_since if attempt.create_failing_since else 0.0
         return Facts(
-            process=attempt.view, now=utcnow(), pending_timeout=config.pending_timeout_seconds,
+            process=attempt.view, now=self.kube.now(), pending_timeout=config.pending_timeout_seconds,
             image_pull_grace=config.image_pull_grace_seconds, walltime=attempt.plan.walltime if attempt.plan else None,
-            invalid=attempt.invalid, job_refused=attempt.job_refused, job=job,
+            invalid=attempt.invalid, adopted=attempt.adopted, job_refused=attempt.job_refused, job=job,
             view_synced=self.view.synced(attempt.namespace), job_expected=attempt.job_expected,
             job_absent_confirmed=attempt.job_absent_confirmed, job_deleted=attempt.job_deleted,
             job_released=attempt.job_released, active_pods=tuple(self.view.pods(attempt.namespace, attempt.job_name)),
@@ -311,8 +350,8 @@ class Reconciler:
             attempt.unknown_until = time.monotonic() + UNKNOWN_SECONDS
             log.info("process %s: Colonies cannot say how it stands (%s); waiting", attempt.pid, err)
             return UNKNOWN_SECONDS
-        attempt.view = view_of(process, identity.executor_id, attempt.process.retries)
-        if attempt.known_from_job and process.retries == attempt.process.retries:
+        attempt.view = view_of(process, identity.executor_id, attempt.process.retries, attempt.assigned_at)
+        if attempt.known_from_job and attempt.view == ProcessView.RUNNING_HERE:
             # Adoption found only the Job: now the process itself is known.
             attempt.process, attempt.known_from_job = process, False
             self._plan(attempt)
@@ -327,14 +366,17 @@ class Reconciler:
         except InvalidProcess as err:
             attempt.invalid = str(err)
             return None
+        job["metadata"]["name"] = attempt.job_name  # as the attempt knows it, whatever the process read since
         started = time.monotonic()
         try:
             created = await self.kube.create_job(job)
         except KubeError as err:
-            if err.status in (400, 413, 422):  # this process's Job is refused: say why, create nothing
+            executor_level = not err.transient and (err.status not in (400, 413, 422)
+                                                    or await self._refuses_every_job(attempt))
+            if not err.transient and not executor_level:  # this process's Job is refused: say why, create nothing
                 attempt.job_refused = f"Kubernetes refused the Job ({err.status} {err.reason}): {err.message}"
                 return None
-            if not err.transient:  # 401/403/404: the executor's namespace or rights are wrong, not the process
+            if executor_level:  # the executor's namespace, rights or admission are wrong, not the process
                 self._on_jobs_refused(err)
             attempt.create_error = str(err)
             attempt.create_failing_since = attempt.create_failing_since or time.monotonic()
@@ -359,6 +401,16 @@ class Reconciler:
         else:
             attempt.job_direct = None  # it existed already (created before a restart); the view shows it
         return None
+
+    async def _refuses_every_job(self, attempt: Attempt) -> bool:
+        """Whether Kubernetes refuses a Job of this executor that asks for nothing (a dry run): then a refusal of
+        this process's Job (an admission webhook or policy added since the start) is the executor's, not the
+        process's, and no process is failed for it one by one."""
+        try:
+            refusal = await dry_run_job(self.kube, attempt.config, attempt.identity.executor_id)
+        except Problem:
+            return True
+        return refusal is not None and not refusal.transient
 
     async def _read_final_pods(self, attempt: Attempt) -> tuple[dict[str, Any], ...]:
         """The finished Job's pods as they ended. A pod that is gone is kept as last seen (an evicted pod may be

@@ -127,6 +127,29 @@ async def own_key(kube: KubeApi, namespace: str, name: str, uid: str) -> str:
     return value
 
 
+async def find_registered(kube: KubeApi, client: AsyncColoniesClient, config: ExecutorConfig) -> Identity | None:
+    """The executor as it is registered and approved, changing nothing (no key created, nothing registered): for a
+    resource that may take no new work but may have work running. None when there is no such executor."""
+    namespace = config.resource_namespace
+    if config.executor_key:
+        prvkey = await kube.read_secret_value(namespace, config.executor_key.name, config.executor_key.key)
+    else:
+        prvkey = await kube.read_secret_value(namespace, own_key_secret(config.resource_name), OWN_KEY_FIELD)
+    try:
+        executor_id = crypto.prvkey_to_id(prvkey or "")
+    except ValueError:
+        return None
+    try:
+        existing = await client.get_executor(config.colony_name, config.executor_name, prvkey)
+    except (Forbidden, NotFound, ServerError):
+        return None
+    except ColoniesError as err:
+        raise _transient(err) from None
+    if existing.executorid != executor_id or existing.state != ExecutorState.APPROVED:
+        return None
+    return Identity(client, prvkey, executor_id, config.colony_name, config.executor_name)
+
+
 async def register(kube: KubeApi, client: AsyncColoniesClient, config: ExecutorConfig, uid: str,
                    capabilities: dict | None = None) -> Identity:
     """Finds the executor by its key, registers and approves it when the operator may and must (in its

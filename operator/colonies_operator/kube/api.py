@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import email.utils
 import json
 import logging
 import ssl
@@ -56,6 +58,29 @@ class KubeApi:
         self._max_connections = max_connections
         self._on_request = on_request  # told of every request, watch and log stream: (verb, resource)
         self._session: aiohttp.ClientSession | None = None
+        # The API server's clock minus this machine's, from the Date of its replies: timestamps the API server
+        # writes (creationTimestamp, a condition's lastTransitionTime) are compared with its now, not this machine's
+        # (an operator outside the cluster may run minutes off).
+        self._clock_offset = 0.0
+
+    # -- the API server's clock ----------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The API server's notion of now, within about a second."""
+        return dt.datetime.fromtimestamp(time.time() + self._clock_offset, dt.timezone.utc)
+
+    def _note_date(self, date: str | None) -> None:
+        try:
+            server = email.utils.parsedate_to_datetime(date or "")
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is None:
+            return
+        # Date has whole seconds: the server's time is on average half a second past it. A change within the
+        # second's precision is noise.
+        offset = server.timestamp() + 0.5 - time.time()
+        if abs(offset - self._clock_offset) > 1.0:
+            self._clock_offset = offset
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -97,6 +122,7 @@ class KubeApi:
         try:
             async with self.session.request(method, self.host + path, params=_params(params), data=data,
                                             headers=headers, timeout=REQUEST_TIMEOUT) as response:
+                self._note_date(response.headers.get("Date"))
                 text = await response.text()
                 if response.status >= 400:
                     raise _error(response.status, text)
@@ -199,6 +225,10 @@ class KubeApi:
                                    resource="jobs")
         return items
 
+    async def list_jobs_everywhere(self, label_selector: str) -> list[dict[str, Any]]:
+        items, _ = await self.list("/apis/batch/v1/jobs", label_selector=label_selector, resource="jobs")
+        return items
+
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._absent_is_none("GET", f"/api/v1/namespaces/{namespace}/pods/{name}", resource="pods")
 
@@ -258,7 +288,47 @@ class KubeApi:
                 return False
             raise
 
+    # -- the leader election Lease ---------------------------------------------------------------------
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._absent_is_none("GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
+                                          resource="leases")
+
+    async def create_lease(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Creates the Lease; KubeError 409 when another instance created it first."""
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        return await self.request("POST", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases", body=body,
+                                  resource="leases")
+
+    async def replace_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
+        """Writes the Lease if nobody wrote it since it was read (its resourceVersion); KubeError 409 otherwise."""
+        meta = lease["metadata"]
+        return await self.request("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{meta['namespace']}/leases/"
+                                  f"{meta['name']}", body=lease, resource="leases")
+
     # -- the ColoniesExecutor resource ---------------------------------------------------------------
+
+    def _executors(self, namespace: str) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+
+    async def get_executor_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._absent_is_none("GET", f"{self._executors(namespace)}/{name}", resource=PLURAL)
+
+    async def list_executor_resources(self, namespace: str) -> list[dict[str, Any]]:
+        items, _ = await self.list(self._executors(namespace), resource=PLURAL)
+        return items
+
+    async def delete_executor_resource(self, namespace: str, name: str) -> None:
+        await self._absent_is_none("DELETE", f"{self._executors(namespace)}/{name}", resource=PLURAL)
+
+    async def set_executor_finalizers(self, resource: dict[str, Any], finalizers: list[str]) -> None:
+        """Replaces the resource's finalizers, if nobody changed it since it was read (KubeError 409 otherwise)."""
+        meta = resource["metadata"]
+        await self._absent_is_none("PATCH", f"{self._executors(meta['namespace'])}/{meta['name']}",
+                                   body={"metadata": {"finalizers": finalizers,
+                                                      "resourceVersion": meta["resourceVersion"]}},
+                                   content_type="application/merge-patch+json", resource=PLURAL)
 
     async def patch_executor_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # A resource that is gone has nothing to report on.

@@ -225,13 +225,13 @@ class ClusterView:
         self._users[namespace] = self._users.get(namespace, 1) - 1
         if self._users[namespace] > 0:
             return
+        # Everything of the namespace is taken out before the first await: a `use` meanwhile starts afresh, and
+        # nothing of it is stopped or cleared here.
         del self._users[namespace]
-        for kind in KINDS:
-            reflector = self._reflectors.pop((namespace, kind), None)
-            if reflector:
-                await reflector.stop()
+        stopping = [self._reflectors.pop((namespace, kind), None) for kind in KINDS]
         for key in [k for k in self._pods_by_job if k[0] == namespace]:
             del self._pods_by_job[key]
+        await asyncio.gather(*(reflector.stop() for reflector in stopping if reflector))
 
     async def close(self) -> None:
         for namespace in list(self._users):
