@@ -444,7 +444,8 @@ class Reconciler:
 
     async def _release_job(self, attempt: Attempt) -> float | None:
         try:
-            await self.kube.patch_job(attempt.namespace, attempt.job_name, release_patch(attempt.outcome))
+            await self.kube.patch_job(attempt.namespace, attempt.job_name,
+                                      release_patch(attempt.outcome, attempt.config.jobs.ttl_seconds_after_finished))
         except KubeError as err:
             log.warning("process %s: cannot label Job %s closed yet (%s)", attempt.pid, attempt.job_name, err)
             return 5.0
