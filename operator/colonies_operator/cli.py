@@ -60,10 +60,20 @@ def _run(args: argparse.Namespace) -> int:
         from .engine import metrics
 
         metrics.start_server(args.metrics_port, args.metrics_address)
-    # The handlers find the policy in memo.policy.
+    # The handlers find the policy and the limits in memo.
+    memo = kopf.Memo(policy=policy, max_log_streams=args.max_log_streams,
+                     max_log_streams_per_process=args.max_log_streams_per_process,
+                     colonies_timeout=args.colonies_timeout)
     kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=namespaces,
-             liveness_endpoint=args.liveness or None, memo=kopf.Memo(policy=policy))
+             liveness_endpoint=args.liveness or None, memo=memo)
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the cluster admin's policy (YAML or JSON): where Jobs may run, service accounts, tokens, "
                           "pod security profiles, the ceiling of per-process limits, defaults (default: the safe "
                           "built-in policy; the chart renders one from its `policy` values)")
+    run.add_argument("--max-log-streams", type=_positive_int, default=256, metavar="N",
+                     help="container logs followed at once, over all executors (each is a connection to the API "
+                          "server; default 256). A container beyond it is read once, in full, when its process "
+                          "ends")
+    run.add_argument("--max-log-streams-per-process", type=_positive_int, default=16, metavar="N",
+                     help="container logs of one process followed at once (default 16)")
+    run.add_argument("--colonies-timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="a Colonies reply slower than this is a failure, and the request is retried (default "
+                          "30; a long-poll assign waits its own timeout longer)")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (for log collectors)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(handler=_run)

@@ -34,11 +34,12 @@ from ..kube.api import KubeApi, KubeError
 from ..kube.cache import ClusterView
 from . import metrics
 from .assign import AssignLoop
+from .attempt_logs import LogLimits
 from .hardware import CapabilitiesReporter
 from .interrupts import Interrupts
 from .probe import dry_run_job, jobs_refused_problem
 from .reconciler import Reconciler
-from .registration import Identity, colonies_client_for, connect, register
+from .registration import COLONIES_TIMEOUT_SECONDS, Identity, colonies_client_for, connect, register
 from .scan import Scanner
 from .status import StatusWriter
 
@@ -52,8 +53,10 @@ class ExecutorRuntime:
     """Runs one ColoniesExecutor until stopped. `reload(resource)` makes it re-read its spec."""
 
     def __init__(self, kube: KubeApi, view: ClusterView, resource: dict[str, Any],
-                 log_limiter: asyncio.Semaphore, policy: OperatorPolicy = DEFAULT_POLICY) -> None:
+                 log_limits: LogLimits, policy: OperatorPolicy = DEFAULT_POLICY,
+                 colonies_timeout: float = COLONIES_TIMEOUT_SECONDS) -> None:
         self.kube, self.view, self.policy = kube, view, policy
+        self.colonies_timeout = colonies_timeout
         meta = resource["metadata"]
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta.get("uid", "")
         self.label = f"{self.namespace}/{self.name}"
@@ -75,7 +78,7 @@ class ExecutorRuntime:
                                    generation=meta.get("generation"), name=self.label)
         self.reconciler = Reconciler(kube, view, executor_label=self.metrics_label, log_name=self.label,
                                      on_change=self._changed, on_jobs_refused=self._jobs_refused,
-                                     log_limiter=log_limiter, succeeded=int(status.get("succeededProcesses") or 0),
+                                     log_limits=log_limits, succeeded=int(status.get("succeededProcesses") or 0),
                                      failed=int(status.get("failedProcesses") or 0))
         self.scanner = Scanner(self.reconciler, view, name=self.label, executor_log=self.executor_log)
         self.hardware = CapabilitiesReporter(view.nodes, self.uid or self.label, self.label,
@@ -146,7 +149,7 @@ class ExecutorRuntime:
         if violations:
             raise Problem(ALLOWED, violations[0].reason, "; ".join(v.message for v in violations))
         status.set_condition(ALLOWED, True, "Allowed", "the operator's policy allows what the spec asks for")
-        client = await colonies_client_for(self.kube, config)
+        client = await colonies_client_for(self.kube, config, read_timeout=self.colonies_timeout)
         await connect(client, config)
         self.hardware.subscribe()
         capabilities = self.hardware.current(config)
