@@ -218,8 +218,8 @@ def test_the_deployment_is_one_non_root_read_only_operator_with_probes():
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                               {"name": "policy", "configMap": {"name": f"{FULLNAME}-policy"}}]
     assert container["args"] == ["run", "--namespace=release-ns", "--liveness=http://0.0.0.0:8080/healthz",
-                                 "--policy-file=/etc/colonies-operator/policy.json", "--json-logs",
-                                 "--metrics-port=9090"]
+                                 "--policy-file=/etc/colonies-operator/policy.json", "--max-log-streams=256",
+                                 "--max-log-streams-per-process=16", "--json-logs", "--metrics-port=9090"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
