@@ -261,21 +261,23 @@ def test_lines_are_batched_in_order():
     pytest.param(ServerError("bad gateway", status=502), id="a gateway error: sent again"),
     pytest.param(Forbidden("not running", status=403), id="a refusal: kept, and the reconciler told"),
 ])
-def test_a_failed_batch_is_sent_again_only_if_colonies_did_not_store_it(failure):
+@pytest.mark.parametrize("first", [100, 3000], ids=["more lines came meanwhile", "a full batch"])
+def test_a_failed_batch_is_sent_again_only_if_colonies_did_not_store_it(failure, first):
     async def main():
         colonies, refused = FakeColonies(), []
         colonies.fail = [failure]
         shipper = LogShipper(lambda m: colonies.add_log(PID, m, "k"), refused.append, name="t",
                              newest=lambda: colonies.newest_log("dev", PID, "k"))
-        for i in range(3000):
+        for i in range(first):
             shipper.add(f"line {i}")
-        first = await shipper.flush()
-        shipper.add("after")
+        result = await shipper.flush()
+        for i in range(first, first + 50):
+            shipper.add(f"line {i}")
         assert await shipper.flush() is True
-        return first, colonies, refused
-    first, colonies, refused = run_virtual(main())
-    assert first is False
-    assert colonies.lines == [f"line {i}" for i in range(3000)] + ["after"]
+        return result, colonies, refused
+    result, colonies, refused = run_virtual(main())
+    assert result is False
+    assert colonies.lines == [f"line {i}" for i in range(first + 50)]
     assert len(refused) == (1 if getattr(failure, "status", None) == 403 else 0)
 
 
@@ -399,6 +401,19 @@ def test_an_adopted_attempt_ships_every_line_the_kubelet_serves_once(rotated, mi
         assert lines[150].startswith(f"ColonyOS: lines written between {stamp(99)} and {stamp(missing_from)} may "
                                      "be missing: the kubelet rotated them")
         assert lines[151:] == [f"line {i}" for i in range(missing_from, 400)]
+
+
+def test_lines_rotated_away_before_any_checkpoint_are_said_missing():
+    # The last operator shipped lines 0-59 and was killed before it wrote a checkpoint; line 60 was rotated out
+    # of the file the kubelet serves before anyone read it.
+    async def main():
+        colonies = FakeColonies(["".join(f"line {i}\n" for i in range(60))])
+        kubelet = FakeKubelet(numbered(100), rotated=61)
+        return await Attempt(colonies, {"main": kubelet}, adopted=True).run()
+    lines = run_virtual(main())
+    assert lines[:60] == [f"line {i}" for i in range(60)]
+    assert lines[60].startswith(f"ColonyOS: lines written before {stamp(61)}, after those shipped, may be missing")
+    assert lines[61:] == [f"line {i}" for i in range(61, 100)]
 
 
 def test_the_operators_own_lines_are_not_taken_for_the_containers():

@@ -187,11 +187,16 @@ class AlreadyShipped:
     (and lines the kubelet rotated away) are passed over. Only a digest per line is kept."""
 
     def __init__(self, lines: Iterable[str] = ()) -> None:
-        self._digests = array.array("q", (hash(line) for line in lines))
+        self._digests = array.array("q")
         self._next = 0
+        self.holds_container_lines = False  # not only the operator's own
+        for line in lines:
+            self.add(line)
 
     def add(self, line: str) -> None:
         self._digests.append(hash(line))
+        if not line.startswith(OPERATOR_LINE):
+            self.holds_container_lines = True
 
     def __len__(self) -> int:
         return len(self._digests) - self._next

@@ -100,7 +100,8 @@ class LogShipper:
         self._bytes = 0
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task | None = None
-        self._unsure = False  # the last send failed in a way that leaves it unknown whether it was stored
+        # (lines, size, message) of the last batch sent, when its failure left it unknown whether it was stored
+        self._unsure: tuple[int, int, str] | None = None
         self._last_mark = 0  # the Colonies time of the newest batch known stored
         self._marked_at: float | None = None
         self._room = asyncio.Event()
@@ -117,6 +118,7 @@ class LogShipper:
         self.tail.append(line)
         while self._bytes > MAX_BUFFERED_BYTES:
             self._bytes -= len(self._lines.popleft()[0]) + 1
+            self._unsure = None  # that batch is no longer at the head: what is left is sent
             if not self.dropped:
                 log.warning("%s: Colonies has taken no logs for too long: dropping the oldest lines beyond %d MiB",
                             self._name, MAX_BUFFERED_BYTES // (1024 * 1024))
@@ -165,26 +167,28 @@ class LogShipper:
         """Sends everything buffered; False if Colonies did not take it (the lines stay, in order)."""
         async with self._lock:
             while self._lines and not self.closed:
-                count, size, message = self._batch()
-                if self._unsure:
+                if self._unsure is not None:
+                    # That very batch (more lines may have come since) is looked for as the newest entry.
+                    count, size, message = self._unsure
                     try:
                         newest = await self._newest()  # type: ignore[misc]
                     except ColoniesError as err:
                         log.debug("%s: cannot tell yet whether Colonies stored the last batch (%s)", self._name, err)
                         return False
-                    self._unsure = False
+                    self._unsure = None
                     if newest is not None and newest.message == message and newest.timestamp > self._last_mark:
                         log.info("%s: Colonies had stored the batch whose answer was lost; not sending it again",
                                  self._name)
                         self._stored(count, size, newest.timestamp)
                         continue
+                count, size, message = self._batch()
                 try:
                     await self._send(message)
                 except ColoniesError as err:
                     if err.status in (400, 403):
                         self._on_refused(err)
                     elif self._newest is not None and (err.status is None or err.status >= 500):
-                        self._unsure = True  # a timeout or a gateway's error: it may have been stored
+                        self._unsure = (count, size, message)  # a timeout or a gateway's error: maybe stored
                     return False
                 self._stored(count, size, await self._mark(message))
             return not self._lines
@@ -267,7 +271,11 @@ class ContainerFollower:
         self._read: Cursor | None = None  # the last piece read
         self.shipped: Cursor | None = None  # the last piece Colonies has stored (set by the shipper)
         self._decoder: Any = None  # for the pieces of a long line
-        self._gap_from: str | None = None  # a position was gone: the next new line tells from when to when
+        # A position is gone: the next new line tells from when to when lines may be missing ("": from the start,
+        # when Colonies holds lines of the container but no position says where they were).
+        self._gap_from: str | None = None
+        if position is None and self._ahead is not None and self._ahead.holds_container_lines:
+            self._gap_from = ""
         self._delivered = False  # the current stream delivered something
         self.name = name
         self._on_finished = on_finished
@@ -447,11 +455,12 @@ class ContainerFollower:
                 return
             self._ahead = None
         if self._gap_from is not None:
-            self._shipper.note(f"{self._prefix}lines written between {self._gap_from} and {cursor[0]} may be "
-                               "missing: the kubelet rotated them out of the log file it serves (only the current "
-                               "one) before the operator read them")
-            log.warning("%s: lines written between %s and %s may be missing (the kubelet rotated its log file "
-                        "before they were read)", self.name, self._gap_from, cursor[0])
+            when = (f"between {self._gap_from} and {cursor[0]}" if self._gap_from
+                    else f"before {cursor[0]}, after those shipped,")
+            self._shipper.note(f"{self._prefix}lines written {when} may be missing: the kubelet rotated them out "
+                               "of the log file it serves (only the current one) before the operator read them")
+            log.warning("%s: lines written %s may be missing (the kubelet rotated its log file before they were "
+                        "read)", self.name, when)
             self._gap_from = None
         self._shipper.add(line, self, cursor)
 
