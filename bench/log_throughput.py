@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
 import sys
 import time
 
@@ -50,17 +51,15 @@ def main() -> int:
         operator_seconds = (last.timestamp - first.timestamp) / 1e9
         # The baseline: the same log, read at once through the API server as the operator reads it.
         pod = core.list_namespaced_pod(NAMESPACE, label_selector=f"colonyos.io/process-id={process.processid[:63]}")
-        pod_name = pod.items[0].metadata.name
         started = time.monotonic()
-        stream = core.read_namespaced_pod_log(pod_name, NAMESPACE, timestamps=True, _preload_content=False)
-        raw_lines, stamps = 0, []
-        for chunk in stream.stream(256 * 1024):
-            raw_lines += chunk.count(b"\n")
-            if not stamps:
-                stamps.append(chunk.split(b" ", 1)[0].decode())
-            tail = chunk
+        raw = subprocess.run(["kubectl", "--kubeconfig", setup.kube.kubeconfig, "-n", NAMESPACE, "logs",
+                              "--timestamps", pod.items[0].metadata.name], check=True, stdout=subprocess.PIPE).stdout
         read_seconds = time.monotonic() - started
-        stamps.append(tail.rstrip(b"\n").rsplit(b"\n", 1)[-1].split(b" ", 1)[0].decode())
+        raw_lines = raw.count(b"\n")
+        served = raw.splitlines()
+        if not served:
+            raise SystemExit(f"the API server served no log for pod {pod.items[0].metadata.name}")
+        stamps = [served[0].split(b" ", 1)[0].decode(), served[-1].split(b" ", 1)[0].decode()]
     write_seconds = seconds_between(*stamps)
     rpcs = {dict(labels).get("rpc"): value
             for labels, value in (counter_delta(before, after, RPC_METRIC) or {}).items()}
