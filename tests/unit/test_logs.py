@@ -255,6 +255,25 @@ def test_lines_are_batched_in_order():
     assert len(colonies.entries) <= 3
 
 
+def test_a_whole_batch_goes_at_once_and_the_rest_within_a_second():
+    # A container writing faster than a batch a second is shipped in whole batches as they fill (the follower
+    # used to wait a second each time 4 MiB were read), and few RPCs: not a whole batch and its remainder each.
+    async def main():
+        colonies = FakeColonies()
+        shipper = LogShipper(lambda m: colonies.add_log(PID, m, "k"), lambda err: None, name="t")
+        shipper.add("first")
+        await asyncio.sleep(0.1)
+        for i in range(4500):
+            shipper.add(f"line {i}")
+        await asyncio.sleep(0.1)
+        at_once = [len(e.message.splitlines()) for e in colonies.entries]
+        await asyncio.sleep(1)
+        return at_once, [len(e.message.splitlines()) for e in colonies.entries], colonies.lines
+    at_once, later, lines = run_virtual(main())
+    assert at_once == [2000, 2000] and later == [2000, 2000, 501]
+    assert lines == ["first"] + [f"line {i}" for i in range(4500)]
+
+
 @pytest.mark.parametrize("failure", [
     pytest.param("timeout after storing", id="a timeout after Colonies stored the batch: not sent again"),
     pytest.param("timeout", id="a timeout before Colonies stored it: sent again"),

@@ -39,6 +39,9 @@ _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 def normalize_timestamp(timestamp: str) -> str:
     """RFC 3339 with exactly nine fractional digits, so that string order is time order ("" if invalid).
     The API server trims trailing zeros, and ".12Z" would otherwise sort after ".123Z"."""
+    if len(timestamp) == 30 and timestamp[19] == "." and timestamp[29] == "Z" and timestamp[10] == "T" \
+            and timestamp[:4].isdigit() and timestamp[20:29].isdigit():
+        return timestamp  # the common case, nine digits already
     match = _TIMESTAMP.match(timestamp)
     if not match:
         return ""

@@ -100,6 +100,7 @@ class LogShipper:
         self._bytes = 0
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task | None = None
+        self._flusher_waits = False  # the flusher waits FLUSH_INTERVAL_SECONDS before sending
         # (lines, size, message) of the last batch sent, when its failure left it unknown whether it was stored
         self._unsure: tuple[int, int, str] | None = None
         self._last_mark = 0  # the Colonies time of the newest batch known stored
@@ -125,9 +126,13 @@ class LogShipper:
             self.dropped += 1
         if self._bytes >= HIGH_WATER_BYTES:
             self._room.clear()
-        full = len(self._lines) >= MAX_BATCH_LINES or self._bytes >= MAX_BATCH_BYTES
+        full = self._whole_batch()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_later(0 if full else FLUSH_INTERVAL_SECONDS))
+        elif full and self._flusher_waits:  # a full batch goes at once, not after the wait
+            self._flusher.cancel()
+            self._flusher_waits = False
+            self._flusher = asyncio.create_task(self._flush_later(0))
 
     @property
     def buffered_bytes(self) -> int:
@@ -146,9 +151,17 @@ class LogShipper:
         self.add(OPERATOR_LINE + text)
 
     async def _flush_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        while not self.closed and not await self.flush():
-            await asyncio.sleep(RETRY_SECONDS)
+        """Whole batches at once; what is left (less than a batch) after FLUSH_INTERVAL_SECONDS, unless a whole
+        batch comes first; after a failure, everything RETRY_SECONDS later."""
+        while not self.closed and self._lines:
+            if delay:
+                self._flusher_waits = True
+                await asyncio.sleep(delay)
+                self._flusher_waits = False
+            if await self.flush(whole_batches=not delay):
+                delay = FLUSH_INTERVAL_SECONDS
+            else:
+                delay = RETRY_SECONDS
 
     def _batch(self) -> tuple[int, int, str]:
         """(lines, size, message) of the next batch: at most MAX_BATCH_LINES lines and MAX_BATCH_BYTES (a single
@@ -163,10 +176,16 @@ class LogShipper:
         texts.append("")
         return count, size, "\n".join(texts).replace("\x00", LOG_NUL_REPLACEMENT)
 
-    async def flush(self) -> bool:
-        """Sends everything buffered; False if Colonies did not take it (the lines stay, in order)."""
+    def _whole_batch(self) -> bool:
+        return len(self._lines) >= MAX_BATCH_LINES or self._bytes >= MAX_BATCH_BYTES
+
+    async def flush(self, *, whole_batches: bool = False) -> bool:
+        """Sends everything buffered (with `whole_batches`, as long as a whole batch is); False if Colonies did
+        not take it (the lines stay, in order)."""
         async with self._lock:
             while self._lines and not self.closed:
+                if whole_batches and not self._whole_batch() and self._unsure is None:
+                    return True
                 if self._unsure is not None:
                     # That very batch (more lines may have come since) is looked for as the newest entry.
                     count, size, message = self._unsure
@@ -300,7 +319,9 @@ class ContainerFollower:
         return position_of(self.shipped) if self.shipped is not None else self._start
 
     def _now(self) -> float:
-        return (self._clock or asyncio.get_running_loop().time)()
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop().time
+        return self._clock()
 
     async def _run(self) -> None:
         try:
