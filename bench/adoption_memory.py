@@ -1,13 +1,13 @@
 """The operator's peak memory while it adopts a process that has logged N lines (1,000,000 by default). The
-process's container writes them at once (the kubelet rotates its file many times meanwhile), then a line every
-half second; the operator ships them. Then the operator is killed and started again, and adopts the process
+process's container writes them (20,000 a second; the kubelet rotates its file many times meanwhile), then a line
+every half second; the operator ships them. Then the operator is killed and started again, and adopts the process
 while it runs. Not a test: it prints figures.
 
 Prints the restarted operator's peak RSS (VmHWM: from its start until it has shipped lines written after the
 restart) next to the baseline measured in the same run, the first operator's peak RSS while it was idle with the
 same executor, and the ratio; how long the adoption took; and whether every line is in Colonies exactly once.
 
-usage: python bench/adoption_memory.py [--lines 1000000] [--operator-src DIR]
+usage: python bench/adoption_memory.py [--lines 1000000] [--rate 20000] [--operator-src DIR]
 """
 
 from __future__ import annotations
@@ -37,11 +37,16 @@ PAD = "x" * 87  # "line 0000000 " and the padding: 100 bytes a line
 
 def main() -> int:
     args = arguments(__doc__.splitlines()[0], lines=(1_000_000, "lines the process logs before the restart"),
+                     rate=(20_000, "lines a second the process writes them at, at most"),
                      idle=(20.0, "seconds the baseline (the first operator, idle) is watched"),
                      resume_timeout=(180.0, "seconds the restarted operator has to ship a line written after "
                                             "the restart"))
     count = args.lines
-    cmd = (f"awk 'BEGIN {{ for (i = 0; i < {count}; i++) printf \"line %07d {PAD}\\n\", i }}'; "
+    # At a rate the kubelet serves as it writes: it rotates the file every 10 s, and a stream that falls a file
+    # behind misses the files in between (it follows only into the current one).
+    chunk = max(1, args.rate // 10)
+    cmd = (f"awk 'BEGIN {{ for (i = 0; i < {count}; i++) {{ printf \"line %07d {PAD}\\n\", i; "
+           f"if (i % {chunk} == {chunk - 1}) {{ fflush(); system(\"sleep 0.1\") }} }} }}'; "
            "i=0; while true; do echo \"tick $i\"; i=$((i+1)); sleep 0.5; done")
     with operator_serving(NAMESPACE, args.operator_src, args.kubeconfig) as setup:
         server, colony = setup.server, setup.colony
