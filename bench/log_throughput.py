@@ -8,7 +8,7 @@ container's own write rate (from the kubelet's times of its first and last lines
 the same run on the same container, the rate at which the API server serves that log when read at once
 (timestamps on, as the operator reads it), with the ratio. Every line is checked to be in Colonies exactly once.
 
-usage: python bench/log_throughput.py [--lines 80000] [--operator-src DIR]
+usage: python bench/log_throughput.py [--lines 50000] [--operator-src DIR]
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ PAD = "x" * 107  # "line 0000000 " and the padding: 120 bytes a line
 
 
 def main() -> int:
-    args = arguments(__doc__.splitlines()[0], lines=(80_000, "numbered lines the container writes (keep them "
-                                                               "under the kubelet's 10 MiB rotation)"))
+    args = arguments(__doc__.splitlines()[0], lines=(50_000, "numbered lines the container writes (the kubelet's "
+                                                               "file, about 160 bytes a line, must stay under its "
+                                                               "10 MiB rotation)"))
     count = args.lines
     port = free_port()
     cmd = (f"awk 'BEGIN {{ for (i = 0; i < {count}; i++) printf \"line %07d {PAD}\\n\", i }}'; sleep 10")
