@@ -157,17 +157,19 @@ def operator_pythonpath(operator_src: str | None) -> str:
 OPERATOR_ENV = {"PYTHONMALLOC": "malloc"}
 
 
-def start_operator(k: Kube, namespaces: list[str], operator_src: str | None = None) -> subprocess.Popen:
-    """`colonies-operator run` watching the namespaces, from this tree or `operator_src`; its log goes to a
-    file in the temporary directory, named after the first namespace."""
+def start_operator(k: Kube, namespaces: list[str], operator_src: str | None = None,
+                   extra_args: Iterable[str] = (), *, restart: bool = False) -> subprocess.Popen:
+    """`colonies-operator run` watching the namespaces, from this tree or `operator_src`, with `extra_args`; its
+    log goes to a file in the temporary directory, named after the first namespace (a restart appends to it)."""
     log_path = Path(tempfile.gettempdir()) / f"colonies-operator-{namespaces[0]}.log"
     command = [sys.executable, "-m", "colonies_operator.cli", "run"]
     for namespace in namespaces:
         command += ["-n", namespace]
+    command += list(extra_args)
     env = dict(os.environ, KUBECONFIG=k.kubeconfig, PYTHONPATH=operator_pythonpath(operator_src),
                PYTHONUNBUFFERED="1", **OPERATOR_ENV)
     print(f"operator: {source_label(operator_src)}; its log: {log_path}", flush=True)
-    with open(log_path, "w") as log:
+    with open(log_path, "a" if restart else "w") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -234,18 +236,18 @@ def colonies_server() -> Iterator[tuple[ColoniesServer, Colony]]:
 
 @contextlib.contextmanager
 def operator_serving(namespace: str, operator_src: str | None = None, kubeconfig: str | None = None,
-                     **spec: Any) -> Iterator[Setup]:
-    """A fresh namespace with a Ready ColoniesExecutor named "bench" served by the operator; everything is
-    removed afterwards."""
+                     extra_args: Iterable[str] = (), **spec: Any) -> Iterator[Setup]:
+    """A fresh namespace with a Ready ColoniesExecutor named "bench" served by the operator (run with
+    `extra_args`); everything is removed afterwards. A benchmark may replace `setup.operator` (a restart)."""
     k = kube(kubeconfig)
     with bench_namespace(k, namespace), colonies_server() as (server, colony):
         create_executor(k, namespace, "bench", server, colony, key_secret(k, namespace, colony), **spec)
-        operator = start_operator(k, [namespace], operator_src)
+        setup = Setup(k, namespace, server, colony, start_operator(k, [namespace], operator_src, extra_args))
         try:
             wait_ready(k, namespace, "bench")
-            yield Setup(k, namespace, server, colony, operator)
+            yield setup
         finally:
-            stop_operator(operator)
+            stop_operator(setup.operator)
 
 
 # -- processes and Jobs ---------------------------------------------------------------------------------

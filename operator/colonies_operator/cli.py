@@ -132,10 +132,13 @@ async def _operate(args: argparse.Namespace, policy: OperatorPolicy, namespaces:
             return 0
         # Created before kopf's tasks, so kopf's shutdown leaves it alone.
         holding = asyncio.create_task(elector.hold(), name="leader lease")
-        # The handlers find the policy in memo.policy, and where Jobs whose ColoniesExecutor is gone are looked for.
+        # The handlers find in memo the policy, where Jobs whose ColoniesExecutor is gone are looked for, and limits.
         job_namespaces = None if args.all_namespaces or "*" in policy.job_namespaces else sorted(
             {*namespaces, *policy.job_namespaces})
-        memo = kopf.Memo(policy=policy, job_namespaces=job_namespaces, orphan_grace=args.orphan_grace)
+        memo = kopf.Memo(policy=policy, job_namespaces=job_namespaces, orphan_grace=args.orphan_grace,
+                         max_log_streams=args.max_log_streams,
+                         max_log_streams_per_process=args.max_log_streams_per_process,
+                         colonies_timeout=args.colonies_timeout)
         stop_flag = asyncio.Event()
         existing = asyncio.all_tasks()
         kopf_tasks = await kopf.spawn_tasks(standalone=True, clusterwide=args.all_namespaces, namespaces=namespaces,
@@ -233,6 +236,13 @@ def _release(args: argparse.Namespace) -> int:
     return 0 if asyncio.run(main()) else 1
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colonies-operator",
@@ -269,6 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--orphan-grace", type=float, default=600.0, metavar="SECONDS",
                      help="a Job whose ColoniesExecutor is gone (deleted without the operator) is released and "
                           "deleted after this long (default 600; 0: never)")
+    run.add_argument("--max-log-streams", type=_positive_int, default=256, metavar="N",
+                     help="container logs followed at once, over all executors (each is a connection to the API "
+                          "server; default 256). A container beyond it is read once, in full, when its process "
+                          "ends")
+    run.add_argument("--max-log-streams-per-process", type=_positive_int, default=16, metavar="N",
+                     help="container logs of one process followed at once (default 16)")
+    run.add_argument("--colonies-timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="a Colonies reply slower than this is a failure, and the request is retried (default "
+                          "30; a long-poll assign waits its own timeout longer)")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (for log collectors)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(handler=_run)

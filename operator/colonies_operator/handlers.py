@@ -14,8 +14,10 @@ import kopf
 from .core.names import FINALIZER, GROUP, PLURAL, VERSION
 from .core.policy import DEFAULT_POLICY
 from .engine import metrics
+from .engine.attempt_logs import FOLLOWERS_PER_PROCESS, MAX_LOG_STREAMS, LogLimits
 from .engine.heap import CHECK_SECONDS, HeapTrimmer, glibc_malloc_trim
 from .engine.orphans import OrphanReaper
+from .engine.registration import COLONIES_TIMEOUT_SECONDS
 from .engine.runtime import ExecutorRuntime
 from .engine.teardown import NotYet, tear_down
 from .kube.api import SERVICE_ACCOUNT_TOKEN, KubeApi
@@ -23,7 +25,6 @@ from .kube.cache import ClusterView
 
 log = logging.getLogger(__name__)
 
-MAX_LOG_STREAMS = 256  # pod log streams open at once, over all executors: each is an API server connection
 TEARDOWN_RETRY_SECONDS = 10
 
 
@@ -109,7 +110,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     settings.scanning.disabled = True
     memo.kube = kube_api(settings, logger)
     memo.view = ClusterView(memo.kube)
-    memo.log_streams = asyncio.Semaphore(MAX_LOG_STREAMS)
+    memo.log_limits = LogLimits.of(memo.get("max_log_streams") or MAX_LOG_STREAMS,
+                                   memo.get("max_log_streams_per_process") or FOLLOWERS_PER_PROCESS)
     memo.runtimes = {}
     memo.heap_task = asyncio.create_task(_trim_heap_after_bursts(memo), name="heap-trim")
     memo.orphans_task = None
@@ -142,8 +144,9 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 async def run_executor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """The executor's whole life: it stops when the resource is deleted or the operator exits."""
     uid = body["metadata"]["uid"]
-    runtime = ExecutorRuntime(memo.kube, memo.view, dict(body), memo.log_streams,
-                              policy=memo.get("policy") or DEFAULT_POLICY)
+    runtime = ExecutorRuntime(memo.kube, memo.view, dict(body), memo.log_limits,
+                              policy=memo.get("policy") or DEFAULT_POLICY,
+                              colonies_timeout=memo.get("colonies_timeout") or COLONIES_TIMEOUT_SECONDS)
     memo.runtimes[uid] = runtime
     task = asyncio.create_task(runtime.run(), name=f"executor-{body['metadata']['name']}")
     try:

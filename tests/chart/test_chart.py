@@ -265,7 +265,8 @@ def test_the_deployment_is_two_non_root_read_only_instances_with_probes_rolled_o
     assert container["args"] == ["run", "--namespace=release-ns", "--liveness=http://0.0.0.0:8080/healthz",
                                  "--policy-file=/etc/colonies-operator/policy.json",
                                  "--leader-election-namespace=release-ns", "--lease-duration=15",
-                                 "--renew-deadline=10", "--retry-period=2", "--orphan-grace=600", "--json-logs",
+                                 "--renew-deadline=10", "--retry-period=2", "--orphan-grace=600",
+                                 "--max-log-streams=256", "--max-log-streams-per-process=16", "--json-logs",
                                  "--metrics-port=9090"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}

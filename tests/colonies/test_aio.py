@@ -55,14 +55,16 @@ def test_assign_log_and_close_round_trip(colony):
             process = await client.assign(colony.name, 5, key)
             await client.add_log(process.processid, "one\nnul\x00byte\n", key)
             await client.close_successful(process.processid, key, output=["42"])
-            logs = await client.logs_since(colony.name, process.processid, key, 0)
+            logs = await client.get_logs(colony.name, process.processid, key)
+            newest = await client.newest_log(colony.name, process.processid, key)
             with pytest.raises(NotFound):
                 await client.get_process("0" * 64, key)
-            return process, logs, await client.assign(colony.name, -1, key)
+            return process, logs, newest, await client.assign(colony.name, -1, key)
         finally:
             await client.close()
-    process, logs, nothing = asyncio.run(main())
+    process, logs, newest, nothing = asyncio.run(main())
     assert process.processid == submitted.processid and nothing is None
     assert "".join(e.message for e in logs) == "one\nnul\u2400byte\n"
+    assert newest.message == "one\nnul\u2400byte\n" and newest.timestamp == logs[-1].timestamp
     final = colony.client.get_process(submitted.processid, colony.user_prvkey)
     assert final.state == ProcessState.SUCCESS and final.output == ["42"]

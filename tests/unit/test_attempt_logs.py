@@ -1,5 +1,5 @@
 """The log of an attempt with ColonyFS steps: their lines reach the process log, prefixed with the step, and an
-adopted attempt resumes each container after the lines Colonies holds, the steps' counted apart."""
+adopted attempt resumes each container after the lines Colonies holds, the steps' told apart by their prefix."""
 
 from __future__ import annotations
 
@@ -7,27 +7,27 @@ import asyncio
 import dataclasses
 import datetime as dt
 
-from colonies_operator.colonies import Process
+from colonies_operator.colonies import LogEntry, Process
 from colonies_operator.core.config import config_from_spec
 from colonies_operator.core.plan import plan_job
-from colonies_operator.engine.attempt_logs import AttemptLogs
+from colonies_operator.engine.attempt_logs import AttemptLogs, LogLimits
 from tests.unit.virtual_time import run_virtual
 
 PID = "ab" * 32
 STARTED = dt.datetime(2026, 12, 4, 10, 0, tzinfo=dt.timezone.utc)
-
-
-@dataclasses.dataclass
-class Entry:
-    message: str
+EPOCH = int(STARTED.timestamp()) * 10**9 + 10**9  # Colonies' time (ns) of the first entry: after the attempt began
 
 
 class Client:
     def __init__(self, held: list[str]) -> None:
-        self.held, self.added = held, []
+        self.held = [LogEntry(message=m, timestamp=EPOCH + i) for i, m in enumerate(held)]
+        self.added: list[str] = []
 
-    async def logs_since(self, colony, pid, prvkey, since):
-        return [Entry(message) for message in self.held]
+    async def get_logs(self, colony, pid, prvkey, since=0, count=500):
+        return [e for e in self.held if e.timestamp > since][:count]
+
+    async def newest_log(self, colony, pid, prvkey):
+        return self.held[-1] if self.held else None
 
     async def add_log(self, pid, message, prvkey):
         self.added.append(message)
@@ -46,9 +46,12 @@ class Kube:
     def __init__(self, logs: dict[str, list[str]]) -> None:
         self.logs = logs
 
-    async def stream_log(self, namespace, pod, container, since):
+    async def stream_log(self, namespace, pod, container, since, *, follow=True):
         for i, line in enumerate(self.logs[container]):
             yield f"2026-12-04T10:00:{i:02d}.000000000Z {line}\n".encode()
+
+    async def patch_job(self, namespace, name, patch):
+        pass
 
 
 def ended(name: str) -> dict:
@@ -71,9 +74,9 @@ def shipped(held: list[str], adopted: bool) -> list[str]:
     client = Client(held)
 
     async def main() -> list[str]:
-        logs = AttemptLogs(identity=Identity(client), pid=PID, namespace="ns", kube=Kube(LOGS), adopted=adopted,
-                           active_pods=lambda: [], wake=lambda: None, on_refused=lambda err: None,
-                           stream_limiter=asyncio.Semaphore(8))
+        logs = AttemptLogs(identity=Identity(client), pid=PID, namespace="ns", job_name="j", kube=Kube(LOGS),
+                           adopted=adopted, active_pods=lambda: [], job=lambda: {"metadata": {"name": "j"}},
+                           wake=lambda: None, on_refused=lambda err: None, limits=LogLimits.of(8))
         while (later := await logs.drain(plan, [POD], STARTED)) is not None:
             await asyncio.sleep(later)
         logs.close()
@@ -87,7 +90,7 @@ def test_the_steps_lines_reach_the_process_log_prefixed_with_the_step():
         ["[0/colonyfs-in] in 1", "[0/colonyfs-in] in 2", "main 1", "main 2", "[0/colonyfs-out] out 1"])
 
 
-def test_an_adopted_attempt_counts_the_steps_lines_apart_from_the_single_containers():
-    # The process's one container has no prefix: every line starts with "", so the steps' must be counted first.
+def test_an_adopted_attempt_tells_the_steps_lines_apart_from_the_single_containers():
+    # The process's one container has no prefix: a line is a step's only by its prefix.
     held = ["[0/colonyfs-in] in 1\n", "main 1\n"]
     assert sorted(shipped(held, adopted=True)) == sorted(["[0/colonyfs-in] in 2", "main 2", "[0/colonyfs-out] out 1"])

@@ -6,8 +6,8 @@ import pytest
 
 from colonies_operator.colonies import Process
 from colonies_operator.core.config import config_from_spec
-from colonies_operator.core.jobs import build_job, debug_log
-from colonies_operator.core.names import job_name
+from colonies_operator.core.jobs import build_job, debug_log, release_patch
+from colonies_operator.core.names import JOB_FINALIZER, ProcessOutcome, job_name
 from colonies_operator.core.plan import InvalidProcess, plan_job
 
 PID = "ab" * 32
@@ -105,7 +105,17 @@ def test_the_resource_spec_shapes_the_pod():
     assert pod["containers"][0]["securityContext"] == {"readOnlyRootFilesystem": True,
                                                        "allowPrivilegeEscalation": False, "privileged": False}
     assert job["metadata"]["labels"]["team"] == "a" and job["metadata"]["annotations"]["note"] == "x"
-    assert job["spec"]["ttlSecondsAfterFinished"] == 60
+
+
+def test_a_jobs_ttl_is_set_only_when_its_process_is_closed():
+    # The TTL controller deletes a finished Job's pods first, whatever finalizer holds the Job: created with
+    # ttlSecondsAfterFinished 0, a Job lost its pods before the operator read the output and the exit codes.
+    cfg = config(jobs={"ttlSecondsAfterFinished": 0})
+    assert "ttlSecondsAfterFinished" not in job_for(process(), cfg)["spec"]
+    patch = release_patch(ProcessOutcome.SUCCEEDED, cfg.jobs.ttl_seconds_after_finished)
+    assert patch["spec"] == {"ttlSecondsAfterFinished": 0}
+    assert patch["metadata"]["$deleteFromPrimitiveList/finalizers"] == [JOB_FINALIZER]
+    assert "spec" not in release_patch(None), "a Job about to be deleted needs no TTL"
 
 
 def test_a_retried_attempt_gets_its_own_job_name():

@@ -14,6 +14,7 @@ from colonies_operator.colonies import (
     ColoniesUnreachable,
     Forbidden,
     InvalidRequest,
+    LogEntry,
     NotFound,
     Process,
     ServerError,
@@ -22,6 +23,7 @@ from colonies_operator.core.config import config_from_spec
 from colonies_operator.core.decide import ProcessView
 from colonies_operator.kube.api import KubeError
 from colonies_operator.core.names import job_name
+from colonies_operator.engine.attempt_logs import LogLimits
 from colonies_operator.engine.reconciler import Reconciler
 
 EXECUTOR_ID = "e" * 64
@@ -72,8 +74,12 @@ class FakeClient:
     async def add_log(self, pid, message, prvkey):
         self.logs.append(message)
 
-    async def logs_since(self, colony, pid, prvkey, since):
-        return []
+    async def get_logs(self, colony, pid, prvkey, since=0, count=500):
+        entries = [LogEntry(message=m, timestamp=i + 1) for i, m in enumerate(self.logs)]
+        return [e for e in entries if e.timestamp > since][:count]
+
+    async def newest_log(self, colony, pid, prvkey):
+        return LogEntry(message=self.logs[-1], timestamp=len(self.logs)) if self.logs else None
 
 
 @dataclasses.dataclass
@@ -160,7 +166,7 @@ class FakeView:
 def reconciler(kube: FakeKube | None = None) -> tuple[Reconciler, FakeKube, FakeView, list]:
     kube, view, refusals = kube or FakeKube(), FakeView(), []
     rec = Reconciler(kube, view, executor_label="ops/cluster", log_name="t", on_change=lambda: None,
-                     on_jobs_refused=refusals.append, log_limiter=asyncio.Semaphore(4))
+                     on_jobs_refused=refusals.append, log_limits=LogLimits.of(4))
     return rec, kube, view, refusals
 
 
@@ -325,6 +331,7 @@ def test_debug_puts_what_was_created_first_in_the_process_log():
                           config(), FakeIdentity(client), adopted=False)
         await settle(rec, attempt)
         assert len(kube.created) == 1
+        await attempt.logs.shipper.flush()
         assert client.logs and client.logs[0].startswith("ColonyOS: Job jobs-a/colonies-")
     asyncio.run(main())
 

@@ -142,19 +142,17 @@ class AsyncColoniesClient:
         reply = await self.rpc("getprocesshistmsg", payload, prvkey, read_timeout=120)
         return [p for p in (Process.from_dict(d) for d in reply or []) if p.assignedexecutorid == executorid]
 
-    async def get_logs(self, colonyname: str, processid: str, prvkey: str, *, since: int = 0) -> list[LogEntry]:
-        payload = logs_payload(colonyname, processid, since=since)
+    async def get_logs(self, colonyname: str, processid: str, prvkey: str, *, since: int = 0,
+                       count: int = MAX_LOGS_PER_READ) -> list[LogEntry]:
+        """Up to `count` log entries of the process newer than `since` (server nanoseconds), oldest first."""
+        payload = logs_payload(colonyname, processid, since=since, count=count)
         return [LogEntry.from_dict(e) for e in await self.rpc("getlogsmsg", payload, prvkey) or []]
 
-    async def logs_since(self, colonyname: str, processid: str, prvkey: str, since: int) -> list[LogEntry]:
-        """Every log entry of the process newer than `since` (server nanoseconds), oldest first."""
-        entries: list[LogEntry] = []
-        while True:
-            page = await self.get_logs(colonyname, processid, prvkey, since=since)
-            entries.extend(page)
-            if len(page) < MAX_LOGS_PER_READ:
-                return entries
-            since = page[-1].timestamp
+    async def newest_log(self, colonyname: str, processid: str, prvkey: str) -> LogEntry | None:
+        """The newest log entry of the process, if it has any."""
+        payload = logs_payload(colonyname, processid, count=1, latest=True)
+        entries = await self.rpc("getlogsmsg", payload, prvkey) or []
+        return LogEntry.from_dict(entries[-1]) if entries else None
 
     async def add_log(self, processid: str, message: str, prvkey: str) -> None:
         await self.rpc("addlogmsg", add_log_payload(processid, message), prvkey)

@@ -72,11 +72,11 @@ def assign_payload(colonyname: str, timeout: int, available_cpu: str = "", avail
 
 
 def logs_payload(colonyname: str, processid: str, *, executorname: str = "", count: int = MAX_LOGS_PER_READ,
-                 since: int = 0) -> dict[str, Any]:
+                 since: int = 0, latest: bool = False) -> dict[str, Any]:
     """getlogsmsg: up to `count` entries (of a process, or of an executor by name) newer than `since` (server
-    nanoseconds), oldest first."""
+    nanoseconds), oldest first; with `latest`, the newest `count` entries (oldest first)."""
     return {"colonyname": colonyname, "processid": processid, "executorname": executorname,
-            "count": min(count, MAX_LOGS_PER_READ), "since": since, "latest": False}
+            "count": min(count, MAX_LOGS_PER_READ), "since": since, "latest": latest}
 
 
 def add_log_payload(processid: str, message: str) -> dict[str, Any]:

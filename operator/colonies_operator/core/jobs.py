@@ -127,7 +127,6 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         "completions": plan.nodes,
         "parallelism": plan.nodes,
         "backoffLimit": 0,
-        "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
         "template": {"metadata": pod_metadata, "spec": pod_spec},
     }
     if plan.walltime:
@@ -177,11 +176,15 @@ def debug_log(plan: JobPlan, job: dict[str, Any]) -> str:
     return "".join(f"ColonyOS: {line}\n" for line in lines)
 
 
-def release_patch(outcome: ProcessOutcome | None) -> dict[str, Any]:
+def release_patch(outcome: ProcessOutcome | None, ttl_seconds: int | None = None) -> dict[str, Any]:
     """A strategic merge patch that drops the operator's finalizer and, with an outcome, labels the Job closed
-    (the watches then stop carrying it)."""
-    metadata: dict[str, Any] = {"$deleteFromPrimitiveList/finalizers": [JOB_FINALIZER]}
+    (the watches then stop carrying it) and sets its ttlSecondsAfterFinished. The TTL is set only now: a Job
+    created with one could lose its pods to the TTL controller (which deletes them first, whatever holds the
+    Job) before the operator read their outcome and logs."""
+    patch: dict[str, Any] = {"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_FINALIZER]}}
     if outcome is not None:
-        metadata["labels"] = {LABEL_JOB_STATE: JOB_STATE_CLOSED}
-        metadata["annotations"] = {ANNOTATION_OUTCOME: outcome.value}
-    return {"metadata": metadata}
+        patch["metadata"]["labels"] = {LABEL_JOB_STATE: JOB_STATE_CLOSED}
+        patch["metadata"]["annotations"] = {ANNOTATION_OUTCOME: outcome.value}
+        if ttl_seconds is not None:
+            patch["spec"] = {"ttlSecondsAfterFinished": ttl_seconds}
+    return patch

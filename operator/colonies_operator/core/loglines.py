@@ -1,33 +1,36 @@
 """The text of pod logs as the operator reads and ships it (pure: no I/O).
 
 A `timestamps=true` log stream prefixes each line with the kubelet's RFC 3339 time; `split_timestamp` separates
-them and `normalize_timestamp` makes their string order the time order. `ReplayCursor` remembers where a
-follower is in terms a reconnect can use (`sinceTime`). With several containers in a process, each line
-shipped starts with "[<pod index>/<container>] " (`line_prefix`).
+them and `normalize_timestamp` makes their string order the time order. `LineSplitter` cuts a byte stream into
+lines, and a line longer than PIECE_BYTES into pieces of that size (each but the last shipped ending with
+CONTINUED). With several containers in a process, each line shipped starts with "[<pod index>/<container>] "
+(`line_prefix`).
+
+Where a container's log was shipped up to is a `LogPosition`: the kubelet's time of the last line (or piece)
+shipped and a digest of that line, which a new stream, opened a little before that time (`since_time`), finds
+again (whatever the kubelet rotated meanwhile). The positions are kept on the Job (`Checkpoint`) with the
+Colonies time of the newest log entry they account for, so a restarted operator reads only the entries after
+it (`AlreadyShipped`).
 """
 
 from __future__ import annotations
 
+import array
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import re
 from typing import Iterable
+
+PIECE_BYTES = 256 * 1024  # a longer line is read, and shipped, in pieces of this many bytes
+CONTINUED = "\u21a9"  # "↩" ends every piece of a long line but its last
+WINDOW_SECONDS = 2  # a stream re-opened at a position starts this long before it (stdout/stderr interleave)
+OPERATOR_LINE = "ColonyOS: "  # the start of every line the operator itself adds to a process log
 
 
 def line_prefix(pod_index: str, container: str, multi: bool) -> str:
     return f"[{pod_index}/{container}] " if multi else ""
-
-
-def count_shipped_lines(messages: Iterable[str], prefixes: Iterable[str]) -> dict[str, int]:
-    """How many lines of each prefix ("" for a single container) these log messages hold."""
-    prefixes = list(prefixes)
-    counts = {p: 0 for p in prefixes}
-    for message in messages:
-        for line in message.split("\n")[:-1] if message.endswith("\n") else message.split("\n"):
-            for prefix in prefixes:
-                if line.startswith(prefix):
-                    counts[prefix] += 1
-                    break
-    return counts
 
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
@@ -36,6 +39,9 @@ _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 def normalize_timestamp(timestamp: str) -> str:
     """RFC 3339 with exactly nine fractional digits, so that string order is time order ("" if invalid).
     The API server trims trailing zeros, and ".12Z" would otherwise sort after ".123Z"."""
+    if len(timestamp) == 30 and timestamp[19] == "." and timestamp[29] == "Z" and timestamp[10] == "T" \
+            and timestamp[:4].isdigit() and timestamp[20:29].isdigit():
+        return timestamp  # the common case, nine digits already
     match = _TIMESTAMP.match(timestamp)
     if not match:
         return ""
@@ -52,37 +58,162 @@ def split_timestamp(raw: bytes) -> tuple[str, str]:
     return normalized, rest
 
 
-class ReplayCursor:
-    """Where a follower is in a container's log, in the terms a reconnect can use. The stream is re-opened a
-    few seconds before the newest line read (stdout and stderr lines reach the log slightly out of time
-    order, and the kubelet drops lines stamped before `sinceTime`); the cursor counts the lines read in that
-    window, which the new stream repeats first."""
+def seconds_after(timestamp: str, seconds: int) -> str:
+    """The normalized timestamp `seconds` later (earlier when negative)."""
+    moved = dt.datetime.fromisoformat(timestamp[:19]) + dt.timedelta(seconds=seconds)
+    return moved.strftime("%Y-%m-%dT%H:%M:%S") + timestamp[19:]
 
-    WINDOW_SECONDS = 2
 
-    def __init__(self) -> None:
-        self.newest = ""  # "YYYY-MM-DDTHH:MM:SS" of the newest line read
-        self._per_second: dict[str, int] = {}
+class LineSplitter:
+    """Cuts a byte stream into lines (each ending with b"\\n") and, with `piece_bytes`, a longer line into pieces
+    of exactly that many bytes (without b"\\n"), so the pieces of a line are the same whatever the network's
+    chunks. Without `piece_bytes`, a line longer than `max_line_bytes` raises ValueError."""
 
-    def observe(self, timestamp: str) -> None:
-        second = timestamp[:19]
-        if second > self.newest:
-            self.newest = second
-            floor = self._window_start()
-            self._per_second = {s: n for s, n in self._per_second.items() if s >= floor}
-        if second >= self._window_start():
-            self._per_second[second] = self._per_second.get(second, 0) + 1
+    def __init__(self, piece_bytes: int | None = None, max_line_bytes: int = 64 * 1024 * 1024) -> None:
+        self._piece, self._max = piece_bytes, max_line_bytes
+        self._partial: list[bytes] = []
+        self._partial_len = 0
 
-    def _window_start(self) -> str:
-        if not self.newest:
-            return ""
-        start = dt.datetime.fromisoformat(self.newest) - dt.timedelta(seconds=self.WINDOW_SECONDS)
-        return start.strftime("%Y-%m-%dT%H:%M:%S")
+    def feed(self, chunk: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        parts = chunk.split(b"\n")
+        piece = self._piece or self._max
+        for part in parts[:-1]:
+            if not self._partial and len(part) <= piece:
+                out.append(part + b"\n")  # the common case: a whole short line
+            else:
+                self._take(part, out, line_ends=True)
+        if parts[-1]:
+            self._take(parts[-1], out, line_ends=False)
+        return out
 
-    def since_time(self) -> str | None:
-        return self._window_start() + "Z" if self.newest else None
+    def _take(self, segment: bytes, out: list[bytes], *, line_ends: bool) -> None:
+        self._partial.append(segment)
+        self._partial_len += len(segment)
+        if not line_ends and (self._piece is None or self._partial_len <= self._piece):
+            if self._piece is None and self._partial_len > self._max:
+                raise ValueError(f"a line of more than {self._max} bytes")
+            return
+        line = b"".join(self._partial) if len(self._partial) > 1 else self._partial[0]
+        start = 0
+        if self._piece is not None:  # whole pieces while more follows (a line of exactly one piece stays whole)
+            while len(line) - start > self._piece:
+                out.append(line[start:start + self._piece])
+                start += self._piece
+        rest = line[start:] if start else line
+        if line_ends:
+            out.append(rest + b"\n")
+            self._partial, self._partial_len = [], 0
+        else:
+            self._partial, self._partial_len = [rest], len(rest)
 
-    @property
-    def replayed(self) -> int:
-        """Lines a stream opened at `since_time()` repeats before the first new one."""
-        return sum(self._per_second.values())
+    def end(self) -> bytes | None:
+        """What is left when the stream ends without a final b"\\n" (a line cut short), if anything."""
+        rest = b"".join(self._partial)
+        self._partial, self._partial_len = [], 0
+        return rest or None
+
+
+def digest(text: str) -> str:
+    """A short digest of a line's text (of its first piece, for a long line)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class LogPosition:
+    """Where a container's log was read or shipped up to: the line stamped `stamp` whose first piece has `digest`,
+    all of it (`pieces` None) or its first `pieces` pieces."""
+
+    stamp: str
+    digest: str
+    pieces: int | None = None
+
+    def since_time(self) -> str:
+        """The `sinceTime` of a stream that holds this line and every later one (a little earlier: stdout and
+        stderr lines reach the log slightly out of time order)."""
+        return seconds_after(self.stamp, -WINDOW_SECONDS)[:19] + "Z"
+
+    def __str__(self) -> str:
+        return f"{self.stamp} {self.digest}" + (f" {self.pieces}" if self.pieces is not None else "")
+
+    @classmethod
+    def parse(cls, text: str) -> "LogPosition | None":
+        parts = text.split()
+        if len(parts) not in (2, 3) or not normalize_timestamp(parts[0]) or not re.fullmatch(r"[0-9a-f]{16}",
+                                                                                             parts[1]):
+            return None
+        if len(parts) == 3 and not parts[2].isdigit():
+            return None
+        return cls(normalize_timestamp(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """Per container (by "<pod>/<container>"): its position, and the Colonies time (nanoseconds) of the newest
+    log entry of the process that the position accounts for. Lines of the container in later entries come after
+    the position."""
+
+    containers: dict[str, tuple[int, LogPosition | None]]
+
+    def to_annotation(self) -> str:
+        return json.dumps({key: f"{mark} {position or '-'}" for key, (mark, position) in
+                           sorted(self.containers.items())}, separators=(",", ":"))
+
+    @classmethod
+    def from_annotation(cls, text: str | None) -> "Checkpoint":
+        """The checkpoint an annotation holds; an empty one for anything unreadable (then Colonies says more)."""
+        try:
+            data = json.loads(text or "{}")
+        except ValueError:
+            return cls({})
+        containers: dict[str, tuple[int, LogPosition | None]] = {}
+        for key, value in (data.items() if isinstance(data, dict) else ()):
+            mark, _, rest = str(value).partition(" ")
+            if not mark.isdigit():
+                continue
+            position = None if rest.strip() == "-" else LogPosition.parse(rest)
+            if position is None and rest.strip() != "-":
+                continue
+            containers[str(key)] = (int(mark), position)
+        return cls(containers)
+
+
+def message_lines(message: str) -> list[str]:
+    """The lines of one Colonies log entry as the operator ships them (each ends with "\\n")."""
+    lines = message.split("\n")
+    return lines[:-1] if message.endswith("\n") else lines
+
+
+class AlreadyShipped:
+    """The lines of one container that Colonies holds after its checkpoint: a restarted operator reads the log
+    from the checkpoint's position, and skips each line it finds here, in order. Lines the operator itself added
+    (and lines the kubelet rotated away) are passed over. Only a digest per line is kept."""
+
+    def __init__(self, lines: Iterable[str] = ()) -> None:
+        self._digests = array.array("q")
+        self._next = 0
+        self.holds_container_lines = False  # not only the operator's own
+        for line in lines:
+            self.add(line)
+
+    def add(self, line: str) -> None:
+        self._digests.append(hash(line))
+        if not line.startswith(OPERATOR_LINE):
+            self.holds_container_lines = True
+
+    def __len__(self) -> int:
+        return len(self._digests) - self._next
+
+    def consume(self, line: str) -> bool:
+        """True when `line` (as shipped, with its prefix) is in Colonies already; the first line that is not
+        ends the matching: every later one is new."""
+        if self._next >= len(self._digests):
+            return False
+        wanted = hash(line)
+        try:
+            found = self._digests.index(wanted, self._next)
+        except ValueError:
+            self._digests, self._next = array.array("q"), 0
+            return False
+        self._next = found + 1
+        return True

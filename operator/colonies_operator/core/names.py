@@ -34,6 +34,9 @@ JOB_STATE_ACTIVE, JOB_STATE_CLOSED = "active", "closed"
 JOB_FINALIZER = f"{GROUP}/close-process"
 # On a closed Job: how its process ended in Colonies (succeeded or failed), for people reading the Job.
 ANNOTATION_OUTCOME = f"{GROUP}/outcome"
+# On an active Job: how far each container's log was shipped to Colonies (core/loglines.py, Checkpoint), so a
+# restarted operator resumes there. Written every few seconds while lines are shipped.
+ANNOTATION_LOG_CHECKPOINT = f"{GROUP}/log-checkpoint"
 FINALIZER = f"{GROUP}/executor-cleanup"
 OWN_KEY_FIELD = "executorPrvKey"
 

@@ -3,23 +3,30 @@
 The ColonyFS steps (init containers, core/fs.py) are followed too; their lines start with "[<pod index>/<step>] ".
 
 The reconciler only asks: follow these pods, drain before closing, close. Followers are bounded per process and
-in total (each is a connection to the API server); one that finishes wakes the attempt.
+in total (each is a connection to the API server); one that finishes wakes the attempt. A container still waiting
+for a slot when its process ends is read once, in full, with a slot of a separate pool of final reads, before the
+process is closed.
+
+Where each container's log was shipped up to is written on the Job every few seconds (a Checkpoint, with the
+Colonies time of the newest entry it accounts for). An adopted attempt reads it back, and of the process's log in
+Colonies only the entries after it, a few at a time (core/loglines.py, AlreadyShipped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
-import time
+import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ..colonies import ColoniesError
+from ..colonies import ColoniesError, LogEntry
 from ..core.fs import STEPS
-from ..core.loglines import count_shipped_lines, line_prefix
-from ..core.names import COMPLETION_INDEX
+from ..core.loglines import AlreadyShipped, Checkpoint, LogPosition, line_prefix, message_lines
+from ..core.names import ANNOTATION_LOG_CHECKPOINT, COMPLETION_INDEX
 from ..core.plan import JobPlan
-from ..kube.api import KubeApi
+from ..kube.api import KubeApi, KubeError
 from .logs import ContainerFollower, LogShipper
 
 if TYPE_CHECKING:
@@ -27,11 +34,42 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_LOG_STREAMS = 256  # log streams following at once, over all executors: each is an API server connection
 FOLLOWERS_PER_PROCESS = 16
-DRAIN_TIMEOUT_SECONDS = 30.0
-SHIPPED_LINES_RETRY_SECONDS = 5.0
+FINAL_READS = 32  # reads of a finished container that never had a slot, at once
+DRAIN_STALL_SECONDS = 30.0  # a follower that reads nothing for this long while its process ends is given up
+RESTORE_RETRY_SECONDS = 5.0
+RESTORE_PAGE = 16  # log entries read at once (each up to 512 KiB) when an adopted attempt reads what was shipped
+# A process's checkpoint is written every 10 s while it logs, less often when many stream at once: about 10 Job
+# patches (and as many getlogs) a second in all at most. A restart reads that much of a log again, no more.
+CHECKPOINT_SECONDS = 10.0
+CHECKPOINTS_PER_SECOND = 10.0
 
 Pods = Iterable[dict[str, Any]]
+_PREFIX = re.compile(r"^\[(\d+)/([^\]\s]+)\] ")
+
+
+@dataclasses.dataclass
+class LogLimits:
+    """The operator's bounds on log streams: following at once in total and per process, and final reads."""
+
+    streams: asyncio.Semaphore
+    stream_cap: int
+    per_process: int
+    final_reads: asyncio.Semaphore
+
+    @classmethod
+    def of(cls, streams: int = MAX_LOG_STREAMS, per_process: int = FOLLOWERS_PER_PROCESS,
+           final_reads: int = FINAL_READS) -> "LogLimits":
+        return cls(asyncio.Semaphore(streams), streams, per_process, asyncio.Semaphore(final_reads))
+
+    def checkpoint_seconds(self) -> float:
+        following = self.stream_cap - self.streams._value  # type: ignore[attr-defined]  (slots taken)
+        return max(CHECKPOINT_SECONDS, following / CHECKPOINTS_PER_SECOND)
+
+
+def container_key(pod_index: str, container: str) -> str:
+    return f"{pod_index}/{container}"
 
 
 def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,26 +82,36 @@ def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
 class AttemptLogs:
     """Follows, ships and drains the containers' logs of one attempt."""
 
-    def __init__(self, *, identity: "Identity", pid: str, namespace: str, kube: KubeApi, adopted: bool,
-                 active_pods: Callable[[], list[dict[str, Any]]], wake: Callable[[], None],
-                 on_refused: Callable[[ColoniesError], None], stream_limiter: asyncio.Semaphore) -> None:
-        self._identity, self._pid, self._namespace, self._kube = identity, pid, namespace, kube
+    def __init__(self, *, identity: "Identity", pid: str, namespace: str, job_name: str, kube: KubeApi,
+                 adopted: bool, active_pods: Callable[[], list[dict[str, Any]]],
+                 job: Callable[[], dict[str, Any] | None], wake: Callable[[], None],
+                 on_refused: Callable[[ColoniesError], None], limits: LogLimits) -> None:
+        self._identity, self._pid, self._namespace, self._job_name = identity, pid, namespace, job_name
+        self._kube = kube
         self._active_pods = active_pods  # the view's running pods of the attempt's Job
+        self._job = job  # the view's Job
         self._wake = wake
-        self._stream_limiter = stream_limiter  # in total, over every attempt
-        self._per_process = asyncio.Semaphore(FOLLOWERS_PER_PROCESS)
+        self._limits = limits
+        self._per_process = asyncio.Semaphore(limits.per_process)
+        self._final_read = asyncio.Event()  # set when the process ends: followers without a slot read once
         self._followers: dict[tuple[str, str], ContainerFollower] = {}
-        self._skip_lines: dict[str, int] | None = None if adopted else {}  # lines Colonies holds, per container
+        self._by_key: dict[str, ContainerFollower] = {}
+        # An adopted attempt first reads where its containers were shipped up to (None until then).
+        self._restored: dict[str, tuple[LogPosition | None, AlreadyShipped]] | None = None if adopted else {}
+        self._checkpoint: dict[str, tuple[int, LogPosition | None]] = {}
+        self._written: str | None = None
+        self._writer: asyncio.Task | None = None
         self._drain_started: float | None = None
         self.shipper = LogShipper(lambda message: identity.client.add_log(pid, message, identity.prvkey),
-                                  on_refused, name=f"process {pid}")
+                                  on_refused, name=f"process {pid}", newest=self._newest_entry,
+                                  on_stored=self._stored, mark_seconds=limits.checkpoint_seconds)
         self.drained = False
 
-    async def follow(self, plan: JobPlan | None, pods: Pods, started: dt.datetime | None) -> None:
+    async def follow(self, plan: JobPlan | None, pods: Pods, started: dt.datetime | None) -> bool:
         """Starts a follower for every container of `pods` that runs or ran and has none yet. An adopted attempt
-        first reads how many lines Colonies holds (since the attempt `started`), and resumes after them."""
+        first reads where its containers were shipped up to. False when that cannot be read yet."""
         if plan is None or self.shipper.closed:
-            return
+            return True
         multi = plan.containers_total > 1
         for pod in pods:
             meta = pod["metadata"]
@@ -73,21 +121,29 @@ class AttemptLogs:
                 key = (meta["name"], status["name"])
                 if key in self._followers or not (state.get("running") or state.get("terminated")):
                     continue
-                if self._skip_lines is None:
-                    self._skip_lines = await self._shipped_lines(plan, started)
-                    if self._skip_lines is None:
-                        return  # Colonies cannot say what it holds yet: follow later, from the right place
-                prefix = line_prefix(index, status["name"], multi or status["name"] in STEPS)
-                self._start_follower(meta["name"], status["name"], prefix)
+                if self._restored is None:
+                    if self._job() is None:
+                        return False  # its checkpoint is on the Job: wait for the view to show it
+                    self._restored = await self._restore(plan, started)
+                    if self._restored is None:
+                        return False  # Colonies cannot say what it holds yet: follow later, from the right place
+                position, ahead = self._restored.pop(container_key(index, status["name"]), (None, None))
+                self._start_follower(meta["name"], status["name"], container_key(index, status["name"]),
+                                     line_prefix(index, status["name"], multi or status["name"] in STEPS), position, ahead)
+        return True
 
-    def _start_follower(self, pod_name: str, container: str, prefix: str) -> None:
-        namespace = self._namespace
-        self._followers[(pod_name, container)] = ContainerFollower(
-            open_stream=lambda since: self._kube.stream_log(namespace, pod_name, container, since),
+    def _start_follower(self, pod_name: str, container: str, key: str, prefix: str, position: LogPosition | None,
+                        ahead: AlreadyShipped | None) -> None:
+        namespace, kube = self._namespace, self._kube
+        follower = ContainerFollower(
+            open_stream=lambda since, follow: kube.stream_log(namespace, pod_name, container, since, follow=follow),
             container_done=lambda: self._container_done(pod_name, container),
-            shipper=self.shipper, prefix=prefix, skip_lines=(self._skip_lines or {}).get(prefix, 0),
+            shipper=self.shipper, prefix=prefix, position=position, shipped_ahead=ahead,
             name=f"logs {namespace}/{pod_name}/{container}", on_finished=self._wake,
-            limiters=(self._per_process, self._stream_limiter))
+            limiters=(self._per_process, self._limits.streams), final_limiter=self._limits.final_reads,
+            final_read=self._final_read)
+        self._followers[(pod_name, container)] = follower
+        self._by_key[key] = follower
 
     def _container_done(self, pod_name: str, container: str) -> bool:
         for pod in self._active_pods():
@@ -98,35 +154,100 @@ class AttemptLogs:
                     return bool((status.get("state") or {}).get("terminated"))
         return True  # the pod finished (it left the view of running pods) or is gone
 
-    async def _shipped_lines(self, plan: JobPlan, started: dt.datetime | None) -> dict[str, int] | None:
-        """Lines of this attempt Colonies already holds, per container; None when Colonies cannot say now (the
-        attempt is woken to try again). Entries logged before the attempt started belong to earlier attempts."""
-        since = int(started.timestamp() * 1_000_000) * 1000 - 1 if started else 0
+    # -- where the log was shipped up to ---------------------------------------------------------------------
+
+    async def _restore(self, plan: JobPlan,
+                       started: dt.datetime | None) -> dict[str, tuple[LogPosition | None, AlreadyShipped]] | None:
+        """Per container: the position the Job's checkpoint holds, and the lines Colonies holds after it. None
+        when Colonies cannot say now (the attempt is woken to try again). A container the checkpoint does not
+        name counts from the attempt's start (entries logged before it belong to earlier attempts)."""
+        job = self._job() or {}
+        text = ((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_LOG_CHECKPOINT)
+        checkpoint = Checkpoint.from_annotation(text).containers
+        attempt_start = int(started.timestamp() * 1_000_000) * 1000 - 1 if started else 0
+        multi = plan.containers_total > 1
+        steps = plan.fs.steps if plan.fs else []
+        step_keys = {container_key(str(i), c) for i in range(plan.nodes) for c in steps}
+        keys = [container_key(str(i), c) for i in range(plan.nodes) for c in plan.container_names]
+        marks = {key: checkpoint.get(key, (attempt_start, None))[0] for key in [*step_keys, *keys]}
+        ahead = {key: AlreadyShipped() for key in marks}
+        since = min(marks.values()) if marks else attempt_start
         identity = self._identity
+        read = 0
         try:
-            entries = await identity.client.logs_since(identity.colony, self._pid, identity.prvkey, since)
+            while True:
+                page = await identity.client.get_logs(identity.colony, self._pid, identity.prvkey, since=since,
+                                                      count=RESTORE_PAGE)
+                for entry in page:
+                    for line in message_lines(entry.message):
+                        # The operator's own lines have no prefix; a step's lines always have one.
+                        match = _PREFIX.match(line)
+                        key = container_key(match.group(1), match.group(2)) if match else ""
+                        if not multi and key not in step_keys:
+                            key = keys[0]
+                        if key in ahead and entry.timestamp > marks[key]:
+                            ahead[key].add(line)
+                            read += 1
+                if len(page) < RESTORE_PAGE:
+                    break
+                since = page[-1].timestamp
         except ColoniesError as err:
             log.info("process %s: cannot read its shipped logs yet (%s)", self._pid, err)
-            asyncio.get_running_loop().call_later(SHIPPED_LINES_RETRY_SECONDS, self._wake)
+            asyncio.get_running_loop().call_later(RESTORE_RETRY_SECONDS, self._wake)
             return None
-        multi = plan.containers_total > 1
-        # A step's prefix first: a single container's prefix is "", which every line starts with.
-        steps = plan.fs.steps if plan.fs else []
-        prefixes = [line_prefix(str(i), c, True) for i in range(plan.nodes) for c in steps]
-        prefixes += [line_prefix(str(i), c, multi) for i in range(plan.nodes) for c in plan.container_names]
-        return count_shipped_lines((e.message for e in entries), prefixes)
+        self._checkpoint = {key: value for key, value in checkpoint.items() if key in marks}
+        self._written = text
+        log.info("process %s: resuming its log %s, %d lines in Colonies after it", self._pid,
+                 "at the Job's checkpoint" if checkpoint else "from the attempt's start", read)
+        return {key: (checkpoint.get(key, (0, None))[1], ahead[key]) for key in marks}
+
+    async def _newest_entry(self) -> LogEntry | None:
+        identity = self._identity
+        return await identity.client.newest_log(identity.colony, self._pid, identity.prvkey)
+
+    def _stored(self, mark: int | None) -> None:
+        """A batch was stored; with its Colonies time (`mark`), every container's position is written on the Job
+        (one still passing over lines Colonies held before keeps its older checkpoint)."""
+        if mark is None or self.shipper.closed:
+            return
+        for key, follower in self._by_key.items():
+            if not follower.pending:
+                self._checkpoint[key] = (mark, follower.shipped_position())
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_checkpoint(), name=f"log-checkpoint-{self._pid}")
+
+    async def _write_checkpoint(self) -> None:
+        while not self.shipper.closed:
+            text = Checkpoint(dict(self._checkpoint)).to_annotation()
+            if text == self._written:
+                return
+            try:
+                await self._kube.patch_job(self._namespace, self._job_name,
+                                           {"metadata": {"annotations": {ANNOTATION_LOG_CHECKPOINT: text}}})
+            except KubeError as err:  # the next batch tries again; meanwhile a restart reads a little more
+                log.debug("process %s: cannot write its log checkpoint on the Job (%s)", self._pid, err)
+                return
+            self._written = text
+
+    # -- the end -----------------------------------------------------------------------------------------------
 
     async def drain(self, plan: JobPlan | None, pods: Pods, started: dt.datetime | None) -> float | None:
         """Ships every line before the process is closed (Colonies refuses logs after). None when done, else
-        seconds until the next look; a follower still reading after DRAIN_TIMEOUT_SECONDS is given up."""
-        await self.follow(plan, pods, started)
-        self._drain_started = self._drain_started or time.monotonic()
+        seconds until the next look. A container that never had a slot is read once now; a follower that reads
+        nothing for DRAIN_STALL_SECONDS is given up."""
+        if not await self.follow(plan, pods, started):
+            return RESTORE_RETRY_SECONDS
+        self._final_read.set()
+        now = asyncio.get_running_loop().time()
+        self._drain_started = self._drain_started or now
         waiting = [f for f in self._followers.values() if not f.finished.is_set()]
-        if waiting and time.monotonic() - self._drain_started < DRAIN_TIMEOUT_SECONDS:
+        stalled = [f for f in waiting if f.reading and not f.waiting
+                   and now - max(f.progress_at, self._drain_started) >= DRAIN_STALL_SECONDS]
+        if len(stalled) < len(waiting):
             return 0.5  # a follower that finishes wakes the attempt sooner
-        for follower in waiting:
-            log.warning("process %s: %s did not end within %.0fs; closing without the rest of its log",
-                        self._pid, follower.name, DRAIN_TIMEOUT_SECONDS)
+        for follower in stalled:
+            log.warning("process %s: %s read nothing for %.0fs; closing without the rest of its log",
+                        self._pid, follower.name, DRAIN_STALL_SECONDS)
             follower.stop()
         if await self.shipper.flush():
             self.drained = True
@@ -141,6 +262,8 @@ class AttemptLogs:
         """Stops every follower and drops what was not shipped (the attempt is over)."""
         self.stop_following()
         self.shipper.close()
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
 
     def failure_tail(self) -> list[str]:
         return self.shipper.failure_tail()

@@ -37,7 +37,7 @@ from ..kube.api import KubeApi, KubeError
 from ..kube.cache import ClusterView, job_of_pod
 from . import metrics
 from .attempt import Attempt, Key
-from .attempt_logs import AttemptLogs
+from .attempt_logs import AttemptLogs, LogLimits
 from .probe import dry_run_job
 from .workqueue import WorkQueue
 
@@ -59,13 +59,13 @@ class Reconciler:
 
     def __init__(self, kube: KubeApi, view: ClusterView, *, executor_label: str, log_name: str,
                  on_change: Callable[[], None], on_jobs_refused: Callable[[KubeError | None], None],
-                 log_limiter: asyncio.Semaphore, succeeded: int = 0, failed: int = 0) -> None:
+                 log_limits: LogLimits, succeeded: int = 0, failed: int = 0) -> None:
         self.kube, self.view = kube, view
         self.executor_label = executor_label  # for metrics
         self.log_name = log_name
         self._on_change = on_change  # active count or counters changed: the status may need writing
         self._on_jobs_refused = on_jobs_refused  # an executor-level refusal (None: Jobs are accepted again)
-        self._log_limiter = log_limiter
+        self._log_limits = log_limits
         self._pod_get_forbidden_logged = False
         self.attempts: dict[Key, Attempt] = {}
         self._by_job: dict[tuple[str, str], Key] = {}
@@ -137,10 +137,10 @@ class Reconciler:
             return existing
         job = job or job_name(process.processid, process.retries, identity.executor_id, process.starttime)
         namespace = config.jobs.namespace
-        logs = AttemptLogs(identity=identity, pid=process.processid, namespace=namespace, kube=self.kube,
-                           adopted=adopted, active_pods=lambda: self.view.pods(namespace, job),
-                           wake=lambda: self.queue.add(key), on_refused=lambda err: self._verify_soon(key),
-                           stream_limiter=self._log_limiter)
+        logs = AttemptLogs(identity=identity, pid=process.processid, namespace=namespace, job_name=job,
+                           kube=self.kube, adopted=adopted, active_pods=lambda: self.view.pods(namespace, job),
+                           job=lambda: self._job_of(key), wake=lambda: self.queue.add(key),
+                           on_refused=lambda err: self._verify_soon(key), limits=self._log_limits)
         attempt = Attempt(process=process, config=config, identity=identity, adopted=adopted, logs=logs, view=view,
                           known_from_job=known_from_job, fixed_job_name=job, assignment=assigned_at)
         if not known_from_job:
@@ -152,6 +152,12 @@ class Reconciler:
         self.queue.add(key)
         self._on_change()
         return attempt
+
+    def _job_of(self, key: Key) -> dict[str, Any] | None:
+        attempt = self.attempts.get(key)
+        if attempt is None:
+            return None
+        return self.view.job(attempt.namespace, attempt.job_name) or attempt.job_direct
 
     def _plan(self, attempt: Attempt) -> None:
         # An adopted attempt keeps its Job: the GPU models are checked only for work taken now.
@@ -393,11 +399,8 @@ class Reconciler:
             attempt.job_direct = created
             log.info("process %s: created Job %s/%s", attempt.pid, attempt.namespace, attempt.job_name)
             if attempt.plan.debug:  # kwargs debug: what was created, first in the process log
-                try:
-                    await attempt.identity.client.add_log(attempt.pid, debug_log(attempt.plan, job),
-                                                          attempt.identity.prvkey)
-                except ColoniesError as err:
-                    log.info("process %s: cannot add the debug lines to its log (%s)", attempt.pid, err)
+                for line in debug_log(attempt.plan, job).splitlines():
+                    attempt.logs.shipper.add(line)
         else:
             attempt.job_direct = None  # it existed already (created before a restart); the view shows it
         return None
@@ -496,7 +499,8 @@ class Reconciler:
 
     async def _release_job(self, attempt: Attempt) -> float | None:
         try:
-            await self.kube.patch_job(attempt.namespace, attempt.job_name, release_patch(attempt.outcome))
+            await self.kube.patch_job(attempt.namespace, attempt.job_name,
+                                      release_patch(attempt.outcome, attempt.config.jobs.ttl_seconds_after_finished))
         except KubeError as err:
             log.warning("process %s: cannot label Job %s closed yet (%s)", attempt.pid, attempt.job_name, err)
             return 5.0

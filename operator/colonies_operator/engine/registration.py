@@ -36,6 +36,8 @@ from . import metrics
 
 log = logging.getLogger(__name__)
 
+COLONIES_TIMEOUT_SECONDS = 30.0  # a Colonies reply slower than this is a failure (a long-poll assign waits longer)
+
 
 @dataclasses.dataclass(frozen=True)
 class Identity:
@@ -60,8 +62,10 @@ class Identity:
             log.debug("executor %s: cannot add to its Colonies log (%s): %s", self.executor_name, err, message)
 
 
-async def colonies_client_for(kube: KubeApi, config: ExecutorConfig) -> AsyncColoniesClient:
-    """A client for the resource's Colonies server, trusting its CA bundle when it names one."""
+async def colonies_client_for(kube: KubeApi, config: ExecutorConfig, *,
+                              read_timeout: float = COLONIES_TIMEOUT_SECONDS) -> AsyncColoniesClient:
+    """A client for the resource's Colonies server, trusting its CA bundle when it names one; a reply slower than
+    `read_timeout` seconds is taken for a failure."""
     server = config.server
     ca_file = None
     if server.tls and server.ca_bundle:
@@ -77,7 +81,7 @@ async def colonies_client_for(kube: KubeApi, config: ExecutorConfig) -> AsyncCol
             path.write_text(pem)
         ca_file = str(path)
     return AsyncColoniesClient(server_url(server.host, server.port, server.tls, "/api"), ca_bundle=ca_file,
-                               on_rpc=metrics.colonies_rpc)
+                               read_timeout=read_timeout, on_rpc=metrics.colonies_rpc)
 
 
 async def connect(client: AsyncColoniesClient, config: ExecutorConfig) -> None:

@@ -36,11 +36,13 @@ from ..kube.api import KubeApi, KubeError
 from ..kube.cache import ClusterView
 from . import metrics
 from .assign import MAX_HEARTBEAT_INTERVAL, NEVER_MATCHING_CPU, AssignLoop
+from .attempt_logs import LogLimits
 from .hardware import CapabilitiesReporter
 from .interrupts import Interrupts
 from .probe import dry_run_job, jobs_refused_problem
 from .reconciler import Reconciler
-from .registration import Identity, colonies_client_for, connect, find_registered, register
+from .registration import (COLONIES_TIMEOUT_SECONDS, Identity, colonies_client_for, connect, find_registered,
+                           register)
 from .scan import Scanner
 from .status import StatusWriter
 
@@ -56,8 +58,10 @@ class ExecutorRuntime:
     """Runs one ColoniesExecutor until stopped. `reload(resource)` makes it re-read its spec."""
 
     def __init__(self, kube: KubeApi, view: ClusterView, resource: dict[str, Any],
-                 log_limiter: asyncio.Semaphore, policy: OperatorPolicy = DEFAULT_POLICY) -> None:
+                 log_limits: LogLimits, policy: OperatorPolicy = DEFAULT_POLICY,
+                 colonies_timeout: float = COLONIES_TIMEOUT_SECONDS) -> None:
         self.kube, self.view, self.policy = kube, view, policy
+        self.colonies_timeout = colonies_timeout
         meta = resource["metadata"]
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta.get("uid", "")
         self.label = f"{self.namespace}/{self.name}"
@@ -81,7 +85,7 @@ class ExecutorRuntime:
                                    generation=meta.get("generation"), name=self.label)
         self.reconciler = Reconciler(kube, view, executor_label=self.metrics_label, log_name=self.label,
                                      on_change=self._changed, on_jobs_refused=self._jobs_refused,
-                                     log_limiter=log_limiter, succeeded=int(status.get("succeededProcesses") or 0),
+                                     log_limits=log_limits, succeeded=int(status.get("succeededProcesses") or 0),
                                      failed=int(status.get("failedProcesses") or 0))
         self.scanner = Scanner(self.reconciler, view, name=self.label, executor_log=self.executor_log)
         self.hardware = CapabilitiesReporter(view.nodes, self.uid or self.label, self.label,
@@ -229,7 +233,7 @@ class ExecutorRuntime:
 
     async def _client_for(self, config: ExecutorConfig) -> AsyncColoniesClient:
         """The Colonies client, made anew only when the server or its CA bundle changed."""
-        client = await colonies_client_for(self.kube, config)
+        client = await colonies_client_for(self.kube, config, read_timeout=self.colonies_timeout)
         if self._client is not None and (self._client.url, self._client.ca_bundle) == (client.url, client.ca_bundle):
             return self._client
         self._client = client  # the old one stays open: attempts of the earlier identity may use it

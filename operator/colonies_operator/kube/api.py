@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 
+from ..core.loglines import PIECE_BYTES, LineSplitter
 from ..core.names import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,9 @@ class KubeApi:
                 if response.status >= 400:
                     raise _error(response.status, await response.text())
                 yield "OPENED", {}
-                async for line in response.content:
+                # An event is one line of any length the API server holds (aiohttp's own line reader refuses
+                # lines over 512 KiB: a big Job would break every watch of its namespace).
+                async for line in _lines(response.content, LineSplitter()):
                     if not line.strip():
                         continue
                     event = json.loads(line)
@@ -237,10 +240,12 @@ class KubeApi:
                                    resource="pods")
         return items
 
-    async def stream_log(self, namespace: str, pod: str, container: str,
-                         since_time: str | None) -> AsyncIterator[bytes]:
-        """The container's log with timestamps, line by line, following it until the container ends."""
-        params = {"container": container, "follow": "true", "timestamps": "true"}
+    async def stream_log(self, namespace: str, pod: str, container: str, since_time: str | None, *,
+                         follow: bool = True) -> AsyncIterator[bytes]:
+        """The container's log with timestamps, following it until the container ends (`follow`) or up to what
+        the kubelet holds now: each line ending with b"\\n", a line longer than PIECE_BYTES in pieces of that
+        size (the first with the timestamp, every one but the last without b"\\n")."""
+        params = {"container": container, "follow": "true" if follow else "false", "timestamps": "true"}
         if since_time:
             params["sinceTime"] = since_time
         self._told("get", "pods/log")
@@ -251,8 +256,8 @@ class KubeApi:
                 if response.status >= 400:
                     # An error Status must never pass for log lines.
                     raise _error(response.status, await response.text())
-                async for line in response.content:
-                    yield line
+                async for piece in _lines(response.content, LineSplitter(PIECE_BYTES)):
+                    yield piece
         except (aiohttp.ClientError, asyncio.TimeoutError) as err:
             raise KubeError(None, type(err).__name__, str(err) or "log stream broke") from None
 
@@ -335,6 +340,16 @@ class KubeApi:
         await self._absent_is_none("PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
                                    body={"status": status}, content_type="application/merge-patch+json",
                                    resource=PLURAL)
+
+
+async def _lines(content: aiohttp.StreamReader, splitter: LineSplitter) -> AsyncIterator[bytes]:
+    """The lines (or pieces) of a response body as they arrive; a last line without b"\\n" ends with one."""
+    async for chunk in content.iter_any():
+        for line in splitter.feed(chunk):
+            yield line
+    rest = splitter.end()
+    if rest is not None:
+        yield rest + b"\n"
 
 
 def _params(params: dict[str, Any] | None) -> dict[str, str] | None:
