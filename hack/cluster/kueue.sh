@@ -124,11 +124,17 @@ cmd_up() {
   printf '\n---- %s starting kueue %s\n' "$(date -u +%FT%TZ)" "$version" >> "$LOGS/kueue.log"
   local offset
   offset=$(stat -c %s "$LOGS/kueue.log")
-  local ns=(--mount --propagation private)
+  local isolate=(--mount --propagation private)
   # Without root, a user namespace (mapped to root inside) makes the mount namespace possible.
-  [ "$(id -u)" = 0 ] || ns=(--user --map-root-user "${ns[@]}")
-  # unshare and sh exec, so the PID is the manager's own.
-  KUEUE_ETC="$KUEUE_DIR/etc" setsid unshare "${ns[@]}" -- sh -c '
+  [ "$(id -u)" = 0 ] || isolate=(--user --map-root-user "${isolate[@]}")
+  # The new namespace starts with a copy of every mount: first drop (lazily) those of the cluster, its pods and
+  # the tests (the scratch dir, /run, /var/lib/kubelet, /var/lib/cni, /var/log), so that it holds none of them;
+  # then the overlay. unshare and sh exec, so the PID is the manager's own. (Single quotes meant: sh expands.)
+  # shellcheck disable=SC2016
+  KUEUE_ETC="$KUEUE_DIR/etc" KUEUE_SCRATCH="$SCRATCH" setsid unshare "${isolate[@]}" -- sh -c '
+    awk "{print \$5}" /proc/self/mountinfo |
+      grep -E "^($KUEUE_SCRATCH|/run|/var/lib/kubelet|/var/lib/cni|/var/log)/" | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null || true; done
     mount -t overlay kueue-etc -o "lowerdir=/etc,upperdir=$KUEUE_ETC/upper,workdir=$KUEUE_ETC/work" /etc || exit 97
     exec "$@"' kueue "$bin" --config "$KUEUE_DIR/config.yaml" --kubeconfig "$KUBECONFIG_KUEUE" \
     </dev/null >>"$LOGS/kueue.log" 2>&1 &
