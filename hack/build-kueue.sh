@@ -14,8 +14,10 @@ set -euo pipefail
 
 KUEUE_VERSION="${KUEUE_VERSION:-v0.19.2}"
 crd_dir="$CACHE_DIR/kueue/$KUEUE_VERSION/crd"
-bin=$(go_build_pinned kueue sigs.k8s.io/kueue "$KUEUE_VERSION" sigs.k8s.io/kueue/cmd/kueue \
-  "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION")
+# Called directly, not in $(...), where set -e would not stop it at a failed build.
+go_build_pinned kueue sigs.k8s.io/kueue "$KUEUE_VERSION" sigs.k8s.io/kueue/cmd/kueue \
+  "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" >/dev/null
+bin="$CACHE_DIR/kueue/$KUEUE_VERSION/bin/kueue"
 
 if ! ls "$crd_dir"/*.yaml >/dev/null 2>&1; then
   # go mod download is a no-op when the build above fetched the module already.
