@@ -45,6 +45,12 @@ GROUP=kueue.x-k8s.io
 k() { kubectl --kubeconfig "$KUBECONFIG_KUEUE" "$@"; }
 
 kueue_alive() { alive kueue; }
+# One up/down at a time (two test sessions may start it together); the manager does not inherit the lock's fd.
+lock_kueue() {
+  mkdir -p "$KUEUE_DIR"
+  exec 8>"$KUEUE_DIR/.lock"
+  flock 8
+}
 kueue_ready() {
   [ "$(curl --silent --max-time 2 "http://127.0.0.1:$HEALTH_PORT/readyz" 2>/dev/null)" = ok ]
 }
@@ -102,7 +108,8 @@ prepare_etc_overlay() {
 cmd_up() {
   [ -r "$KUBECONFIG_KUEUE" ] || die "no kubeconfig at $KUBECONFIG_KUEUE: start the cluster (hack/cluster/up.sh) or set KUBECONFIG"
   local bin version crds
-  bin=$("$HACK_DIR/build-kueue.sh")
+  lock_kueue  # the build too: two at once would share its wrapper dir
+  bin=$("$HACK_DIR/build-kueue.sh" 8>&-)
   version=$(basename "$(dirname "$(dirname "$bin")")")
   crds="$(dirname "$(dirname "$bin")")/crd"
   mkdir -p "$RUN" "$LOGS" "$KUEUE_DIR"
@@ -137,7 +144,7 @@ cmd_up() {
       while read -r m; do umount -l "$m" 2>/dev/null || true; done
     mount -t overlay kueue-etc -o "lowerdir=/etc,upperdir=$KUEUE_ETC/upper,workdir=$KUEUE_ETC/work" /etc || exit 97
     exec "$@"' kueue "$bin" --config "$KUEUE_DIR/config.yaml" --kubeconfig "$KUBECONFIG_KUEUE" \
-    </dev/null >>"$LOGS/kueue.log" 2>&1 &
+    </dev/null >>"$LOGS/kueue.log" 2>&1 8>&- &
   echo $! > "$RUN/kueue.pid"
   echo "$version" > "$RUN/kueue.version"
   # Started once its webhook server serves (readyz) and its Job controller has synced its caches and runs (about
@@ -159,6 +166,7 @@ cmd_up() {
 }
 
 cmd_down() {
+  lock_kueue
   if kueue_alive; then step "stopping Kueue"; fi
   stop_component kueue
 }
