@@ -40,7 +40,11 @@ def test_tutorial_spec_becomes_a_job():
     assert job["metadata"]["annotations"]["colonyos.io/process-id"] == PID
     assert job["metadata"]["labels"]["colonyos.io/process-id"] == PID[:63]
     spec = job["spec"]
-    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 60
+    # Walltime counts running time, enforced by the operator: no deadline that would count pending time too.
+    assert spec["backoffLimit"] == 0 and "activeDeadlineSeconds" not in spec
+    assert spec["podFailurePolicy"] == {"rules": [{"action": "Ignore", "onPodConditions": [
+        {"type": "DisruptionTarget", "status": "True"}]}]} and spec["podReplacementPolicy"] == "Failed"
+    assert "suspend" not in spec and "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
     assert spec["completions"] == spec["parallelism"] == 1 and spec["completionMode"] == "Indexed"
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
@@ -177,7 +181,7 @@ def test_debug_is_a_flag_and_its_log_says_what_was_created():
     text = debug_log(plan, build_job(p, plan, cfg, EXECUTOR_ID))
     assert all(line.startswith("ColonyOS: ") for line in text.splitlines())
     assert f"Job work/colonies-{PID[:32]}-0" in text and "busybox:1.35" in text and '"echo hi"' in text
-    assert "activeDeadlineSeconds: 30" in text
+    assert "walltime: 30s of running time" in text
 
 
 @pytest.mark.parametrize("extra", [{"keep_snapshots": True}, {"debug": {"nested": [1, 2]}}, {"rebuild-image": 3},

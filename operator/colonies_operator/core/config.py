@@ -20,6 +20,7 @@ from .policy import (
     defaults_from_dict,
     limits_from_dict,
 )
+from .names import KUEUE_QUEUE_LABEL
 from .podsecurity import PROFILES
 
 DEFAULT_EXECUTOR_TYPE = "container-executor"
@@ -28,6 +29,7 @@ DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_GPU_NODE_LABEL = "nvidia.com/gpu.product"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 class InvalidSpec(ValueError):
@@ -73,12 +75,18 @@ class JobsConfig:
     pending_timeout_seconds: int = 300
     image_pull_grace_seconds: int = 60
     create_timeout_seconds: int = 300  # Kubernetes not taking a Job for this long fails its process
+    # Real clusters stop pods (drains, preemption, spot reclaims): how many such disruptions a process survives,
+    # a Kueue LocalQueue its Jobs wait in, and how long a pod waits for a node of an autoscaled GPU pool.
+    max_disruptions: int = 3
+    queue_name: str = ""
+    scale_up_timeout_seconds: int = 900
 
 
 @dataclasses.dataclass(frozen=True)
 class GpuConfig:
     resource_name: str = DEFAULT_GPU_RESOURCE
     node_label: str = DEFAULT_GPU_NODE_LABEL
+    models: tuple[str, ...] = ()  # models the cluster can provide though no node has them now (autoscaled pools)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +189,7 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
     except PolicyError as err:
         raise InvalidSpec(str(err)) from None
     gpu = spec.get("gpu") or {}
+    queue_name, gpu_models = _queue_name(jobs), _gpu_models(gpu.get("models"))
     location = spec.get("locationName") or ""
     if not isinstance(location, str) or location != location.strip() or "\x00" in location:
         raise InvalidSpec(f"spec.locationName must be a location name without surrounding spaces, not {location!r}")
@@ -213,9 +222,13 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
             pending_timeout_seconds=_positive(jobs.get("pendingTimeoutSeconds"), "spec.jobs.pendingTimeoutSeconds", 300),
             image_pull_grace_seconds=_positive(jobs.get("imagePullGracePeriodSeconds"),
                                                "spec.jobs.imagePullGracePeriodSeconds", 60, allow_zero=True),
+            max_disruptions=_positive(jobs.get("maxDisruptions"), "spec.jobs.maxDisruptions", 3, allow_zero=True),
+            queue_name=queue_name,
+            scale_up_timeout_seconds=_positive(jobs.get("scaleUpTimeoutSeconds"), "spec.jobs.scaleUpTimeoutSeconds",
+                                               900),
         ),
         gpu=GpuConfig(resource_name=gpu.get("resourceName") or DEFAULT_GPU_RESOURCE,
-                      node_label=gpu.get("nodeLabel") or DEFAULT_GPU_NODE_LABEL),
+                      node_label=gpu.get("nodeLabel") or DEFAULT_GPU_NODE_LABEL, models=gpu_models),
         max_concurrent_processes=_positive(spec.get("maxConcurrentProcesses"), "spec.maxConcurrentProcesses", 10),
         assign_timeout_seconds=_positive(spec.get("assignTimeoutSeconds"), "spec.assignTimeoutSeconds", 10),
         location_name=location,
@@ -223,6 +236,30 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
         defaults=defaults,
         policy=policy,
     )
+
+
+def _queue_name(jobs: dict[str, Any]) -> str:
+    """spec.jobs.queueName, or the Kueue label given in spec.jobs.labels (the way the CRD once suggested): the
+    Jobs are then created suspended, which is what Kueue without its webhook needs."""
+    name = jobs.get("queueName") or ""
+    labels = jobs.get("labels")
+    labelled = (labels.get(KUEUE_QUEUE_LABEL) or "") if isinstance(labels, dict) else ""
+    if name and labelled and name != labelled:
+        raise InvalidSpec(f"spec.jobs.queueName {name!r} and spec.jobs.labels[{KUEUE_QUEUE_LABEL}] {labelled!r} differ: "
+                          "set the queue in spec.jobs.queueName only")
+    name = name or labelled
+    if name and (not isinstance(name, str) or not _DNS_LABEL.match(name)):
+        raise InvalidSpec(f"spec.jobs.queueName {name!r} is not a LocalQueue name (lowercase letters, digits and "
+                          "'-', at most 63)")
+    return name
+
+
+def _gpu_models(value: Any) -> tuple[str, ...]:
+    models = value or []
+    if not isinstance(models, list) or not all(isinstance(m, str) and _LABEL_VALUE.match(m) for m in models):
+        raise InvalidSpec(f"spec.gpu.models must be a list of GPU model names as the node label has them (at most "
+                          f"63 letters, digits, '-', '_' or '.'), not {value!r}")
+    return tuple(dict.fromkeys(models))
 
 
 def _secret_ref(value: Any, default_key: str, what: str) -> SecretKeyRef | None:

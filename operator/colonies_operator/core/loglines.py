@@ -3,31 +3,75 @@
 A `timestamps=true` log stream prefixes each line with the kubelet's RFC 3339 time; `split_timestamp` separates
 them and `normalize_timestamp` makes their string order the time order. `ReplayCursor` remembers where a
 follower is in terms a reconnect can use (`sinceTime`). With several containers in a process, each line
-shipped starts with "[<pod index>/<container>] " (`line_prefix`).
+shipped starts with "[<pod index>/<container>] " (`line_prefix`). The operator's own lines start with "ColonyOS: "
+(`note_line`); when Kubernetes replaces a disrupted pod, a `replacement_line` tells the new pod's lines from the
+old one's, also for an operator that restarts and counts what it shipped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Iterable
+from typing import Iterable, Iterator
+
+
+# The operator's own lines in a process log (why it waits, a disrupted pod), as the official executors' debug lines.
+NOTE_PREFIX = "ColonyOS: "
+_REPLACEMENT = re.compile(r"^ColonyOS: pod (\S+) continues in pod (\S+) \(replacing ")
 
 
 def line_prefix(pod_index: str, container: str, multi: bool) -> str:
     return f"[{pod_index}/{container}] " if multi else ""
 
 
+def _index_of(prefix: str) -> str:
+    return prefix[1:].split("/", 1)[0] if prefix else "0"
+
+
+def note_line(text: str) -> str:
+    return NOTE_PREFIX + text
+
+
+def replacement_line(index: str, pod: str, replaced: str) -> str:
+    """The line that says a pod index goes on in a new pod: lines of that index after it are the new pod's."""
+    return f"{NOTE_PREFIX}pod {index} continues in pod {pod} (replacing {replaced}); its log follows"
+
+
+def _lines(messages: Iterable[str]) -> Iterator[str]:
+    for message in messages:
+        yield from message.split("\n")[:-1] if message.endswith("\n") else message.split("\n")
+
+
 def count_shipped_lines(messages: Iterable[str], prefixes: Iterable[str]) -> dict[str, int]:
-    """How many lines of each prefix ("" for a single container) these log messages hold."""
+    """How many lines of each prefix ("" for a single container) these log messages hold, counting for each pod
+    index only the lines after its last replacement line (those of the pod that runs it now); the operator's own
+    lines are not counted."""
     prefixes = list(prefixes)
     counts = {p: 0 for p in prefixes}
-    for message in messages:
-        for line in message.split("\n")[:-1] if message.endswith("\n") else message.split("\n"):
+    for line in _lines(messages):
+        replaced = _REPLACEMENT.match(line)
+        if replaced:
             for prefix in prefixes:
-                if line.startswith(prefix):
-                    counts[prefix] += 1
-                    break
+                if _index_of(prefix) == replaced.group(1):
+                    counts[prefix] = 0
+            continue
+        if line.startswith(NOTE_PREFIX):
+            continue
+        for prefix in prefixes:
+            if line.startswith(prefix):
+                counts[prefix] += 1
+                break
     return counts
+
+
+def current_pods(messages: Iterable[str]) -> dict[str, str]:
+    """For each pod index that was replaced, the pod its last replacement line names."""
+    pods = {}
+    for line in _lines(messages):
+        replaced = _REPLACEMENT.match(line)
+        if replaced:
+            pods[replaced.group(1)] = replaced.group(2)
+    return pods
 
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")

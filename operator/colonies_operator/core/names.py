@@ -29,12 +29,20 @@ JOB_STATE_ACTIVE, JOB_STATE_CLOSED = "active", "closed"
 JOB_FINALIZER = f"{GROUP}/close-process"
 # On a closed Job: how its process ended in Colonies (succeeded or failed), for people reading the Job.
 ANNOTATION_OUTCOME = f"{GROUP}/outcome"
+# On a Job: the disruptions of its pods so far (JSON), so that a restarted operator keeps counting them against
+# spec.jobs.maxDisruptions (the disrupted pods themselves are gone by then).
+ANNOTATION_DISRUPTIONS = f"{GROUP}/disruptions"
 FINALIZER = f"{GROUP}/executor-cleanup"
 OWN_KEY_FIELD = "executorPrvKey"
 
 # The Job controller's own labels and annotations.
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+# Kueue's: a Job created suspended with this label waits in that LocalQueue; Kueue labels the Workload it makes for
+# the Job with the Job's uid.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 
 LABEL_VALUE_LIMIT = 63  # characters in a label value
 

@@ -10,6 +10,7 @@ from ..colonies import Process
 from ..core.config import ExecutorConfig
 from ..core.decide import ProcessView
 from ..core.names import FailureReason, ProcessOutcome, job_name
+from ..core.outcome import Disruption
 from ..core.plan import JobPlan
 from .attempt_logs import AttemptLogs
 
@@ -49,6 +50,13 @@ class Attempt:
     outcome: ProcessOutcome | None = None
     failure_reason: FailureReason | None = None
     added_at: float = dataclasses.field(default_factory=time.monotonic)
+    # The pods the cluster disrupted (by pod name), the last note written to the process log, and whether the
+    # Job waits in a queue now.
+    disruptions: dict[str, Disruption] = dataclasses.field(default_factory=dict)
+    disruptions_recorded: int = 0  # on the Job's annotation
+    walltime_stopped: bool = False  # the Job's deadline was set: it stops now
+    note: str | None = None
+    queued: bool = False
 
     @property
     def key(self) -> Key:
