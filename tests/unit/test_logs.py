@@ -8,8 +8,17 @@ import asyncio
 import pytest
 
 from colonies_operator.colonies import ColoniesUnreachable, Forbidden, ServerError
-from colonies_operator.core.loglines import ReplayCursor, count_shipped_lines, normalize_timestamp, split_timestamp
+from colonies_operator.core.loglines import (
+    ReplayCursor,
+    count_shipped_lines,
+    current_pods,
+    normalize_timestamp,
+    note_line,
+    replacement_line,
+    split_timestamp,
+)
 from colonies_operator.engine.logs import ContainerFollower, LogShipper
+from tests.unit.virtual_time import run_virtual
 
 
 def run(coro):
@@ -82,6 +91,18 @@ def test_count_shipped_lines_per_container():
     messages = ["[0/proc-0] a\n[0/proc-1] b\n", "[0/proc-0] c\n"]
     assert count_shipped_lines(messages, ["[0/proc-0] ", "[0/proc-1] "]) == {"[0/proc-0] ": 2, "[0/proc-1] ": 1}
     assert count_shipped_lines(["x\ny\n", "z\n"], [""]) == {"": 3}
+
+
+def test_shipped_lines_count_only_the_pod_that_runs_each_index_now():
+    # A restarted operator resumes each pod index after the lines of the pod that runs it now: those before the
+    # last replacement line were the disrupted pod's, and the operator's own lines are no container's.
+    single = ["a\nb\n", note_line("pod 0 (p-1) was disrupted: ...") + "\n", replacement_line("0", "p-2", "p-1") + "\n",
+              "c\n", note_line("queued in LocalQueue q (Kueue): waiting") + "\n"]
+    assert count_shipped_lines(single, [""]) == {"": 1}
+    assert current_pods(single) == {"0": "p-2"}
+    multi = ["[0/main] a\n[1/main] b\n", replacement_line("1", "p-1b", "p-1a") + "\n", "[0/main] c\n[1/main] d\n"]
+    assert count_shipped_lines(multi, ["[0/main] ", "[1/main] "]) == {"[0/main] ": 2, "[1/main] ": 1}
+    assert current_pods(multi) == {"1": "p-1b"}
 
 
 def test_replay_cursor_counts_the_lines_of_its_window():
@@ -217,3 +238,61 @@ def test_a_stream_that_broke_after_delivering_is_reopened_soon():
 
     assert run(main()) == ["a line"]  # the second stream repeats it: counted off, not shipped twice
     assert opened[1] == 0.5
+
+
+def test_a_replacement_pod_is_followed_after_the_old_pods_last_line_and_a_line_saying_so():
+    """Kubernetes replaced a disrupted pod: the new pod's lines come after every line of the old one, after the
+    note on the disruption and the line naming the replacement, each line once."""
+    from types import SimpleNamespace
+
+    from colonies_operator.core.plan import JobPlan
+    from colonies_operator.engine.attempt_logs import AttemptLogs
+
+    async def main():
+        shipped: list[str] = []
+        old_may_end = asyncio.Event()
+
+        async def add_log(pid, message, prvkey):
+            shipped.append(message)
+
+        async def stream_log(namespace, pod, container, since):
+            stamp = "2026-01-01T00:00:0{}.000000000Z"
+            if pod == "p-old":
+                yield f"{stamp.format(1)} old 1\n".encode()
+                await old_may_end.wait()  # its last line comes while it terminates
+                yield f"{stamp.format(2)} old 2\n".encode()
+            else:
+                yield f"{stamp.format(5)} new 1\n".encode()
+
+        def pod(name):
+            return {"metadata": {"name": name, "annotations": {"batch.kubernetes.io/job-completion-index": "0"}},
+                    "status": {"containerStatuses": [{"name": "main", "state": {
+                        "running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}}
+
+        view = [pod("p-old")]
+        identity = SimpleNamespace(client=SimpleNamespace(add_log=add_log), prvkey="k", colony="c")
+        logs = AttemptLogs(identity=identity, pid="p", namespace="ns", kube=SimpleNamespace(stream_log=stream_log),
+                           adopted=False, active_pods=lambda: view, wake=lambda: None, on_refused=lambda err: None,
+                           stream_limiter=asyncio.Semaphore(4))
+        plan = JobPlan(image="i", command=["true"], env={}, nodes=1, processes_per_node=1, cpu=None, memory=None,
+                       gpus=0, gpu_name="", walltime=None)
+        await logs.follow(plan, view, None)
+        await asyncio.sleep(1)
+        logs.note_after_pod("p-old", "pod 0 (p-old) was disrupted: EvictionByEvictionAPI: Eviction API: evicting")
+        await logs.follow(plan, view + [pod("p-new")], None)
+        assert ("p-new", "main") not in logs._followers, "the old pod's last line is still to come"
+        old_may_end.set()
+        view[:] = [pod("p-new")]  # the old pod is gone
+        await asyncio.sleep(1)
+        await logs.follow(plan, view, None)
+        assert ("p-new", "main") in logs._followers
+        await asyncio.sleep(1)
+        view[:] = []  # the new pod finished
+        while await logs.drain(plan, [], None) is not None:
+            await asyncio.sleep(0.5)
+        logs.close()
+        return "".join(shipped).splitlines()
+
+    assert run_virtual(main()) == [
+        "old 1", "old 2", "ColonyOS: pod 0 (p-old) was disrupted: EvictionByEvictionAPI: Eviction API: evicting",
+        "ColonyOS: pod 0 continues in pod p-new (replacing p-old); its log follows", "new 1"]

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from colonies_operator.core.names import FailureReason
-from colonies_operator.core.outcome import outcome_of, output_from_termination_message
+from colonies_operator.core.outcome import (
+    Disruption,
+    disruption_note,
+    disruption_of,
+    disruptions_from_annotation,
+    disruptions_to_annotation,
+    outcome_of,
+    output_from_termination_message,
+    running_since,
+)
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -64,6 +73,33 @@ class Case:
         return self.name
 
 
+def disrupted(phase="Running", index="0"):
+    """A pod the Eviction API is stopping (or stopped)."""
+    stopped = pod(phase, [terminated("main", 143)] if phase == "Failed" else [], index=index)
+    stopped["metadata"]["deletionTimestamp"] = ago(1)
+    stopped["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                            "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"})
+    return stopped
+
+
+def suspended(created=1000, **status):
+    queued = job_with(created, **status)
+    queued["spec"] = {"suspend": True}
+    return queued
+
+
+def evicted_by_kubelet():
+    evicted = pod("Failed", [terminated("main", 137)])
+    evicted["status"].update(reason="Evicted", message="The node was low on resource: memory.")
+    return evicted
+
+
+def deleted_failed_pod():
+    stopped = pod("Failed", [terminated("main", 137)])
+    stopped["metadata"]["deletionTimestamp"] = ago(1)
+    return stopped
+
+
 ROOT_REFUSED = 'container has runAsNonRoot and image will run as root (pod: "p", container: main)'
 CASES = [
     Case("a complete Job succeeds, its output the termination message",
@@ -107,6 +143,25 @@ CASES = [
     Case("a running container is running", job(), [pod("Running", [{"name": "main", "state": {"running": {}}}])],
          "running"),
     Case("a Job with no pod yet is pending", job(), [], "pending"),
+    Case("a pod the cluster disrupted is no failure: the Job waits for its replacement",
+         job(), [disrupted("Failed")], "pending"),
+    Case("a pod being disrupted is left out, its replacement counts",
+         job(), [disrupted(), pod("Running", [{"name": "main", "state": {"running": {}}}], index="0")], "running"),
+    Case("a failed pod being deleted is not judged before the Job controller is",
+         job(), [deleted_failed_pod()], "pending"),
+    Case("a pod evicted without DisruptionTarget fails the process, promising no retry",
+         job(), [evicted_by_kubelet()], "failed", reason=FailureReason.EVICTED,
+         error="a failed process is not run again: submit it again"),
+    Case("a suspended Job is queued, however old and whatever its stopped pods show",
+         suspended(), [deleted_failed_pod()], "queued", pending=5),
+    Case("an admitted Job's pending timeout counts from its start, not its creation",
+         job_with(1000, startTime=ago(10)), [], "pending", pending=300),
+    Case("a resumed Job's pending timeout counts from its resumption",
+         {"metadata": {"creationTimestamp": ago(1000)}, "status": {"startTime": ago(1000), "conditions": [
+             {"type": "Suspended", "status": "False", "lastTransitionTime": ago(10)}]}}, [], "pending", pending=300),
+    Case("the walltime exceeded is running time, queueing and pending not counted",
+         job([("Failed", "DeadlineExceeded", "")]), [], "failed", reason=FailureReason.DEADLINE,
+         error="time queued or waiting for a node does not count", walltime=20),
 ]
 
 
@@ -129,3 +184,29 @@ def test_outcome(case: Case):
                               "empty is none", "absent is none"])
 def test_a_termination_message_as_output(message, output):
     assert output_from_termination_message(message) == output
+
+
+def test_a_disruption_is_described_with_the_pod_its_index_and_the_clusters_words():
+    found = disruption_of(disrupted(index="1"))
+    assert found == Disruption(pod="p1", index="1", reason="EvictionByEvictionAPI", message="Eviction API: evicting")
+    assert disruption_of(pod("Running")) is None
+    note = disruption_note(found, 1, 3, nodes=2)
+    assert note.startswith("pod 1 (p1) was disrupted: EvictionByEvictionAPI: Eviction API: evicting; Kubernetes "
+                           "starts a new pod in its place (the process's other pods run on")
+    assert "disruption 1 of the 3" in note
+    assert "more than spec.jobs.maxDisruptions (3): the process fails" in disruption_note(found, 4, 3, nodes=1)
+
+
+def test_disruptions_survive_the_round_trip_through_the_jobs_annotation():
+    found = [disruption_of(disrupted(index=str(i))) for i in range(3)]
+    assert disruptions_from_annotation(disruptions_to_annotation(found)) == found
+    assert disruptions_from_annotation(None) == [] and disruptions_from_annotation("not json") == []
+
+
+def test_running_time_counts_from_the_first_container_start_of_the_pods_not_disrupted():
+    old = disrupted()
+    old["status"]["containerStatuses"] = [{"name": "main", "state": {"running": {"startedAt": ago(60)}}}]
+    new = pod("Running", [{"name": "main", "state": {"running": {"startedAt": ago(5)}}}])
+    waiting_pod = pod("Pending", [waiting("main", "ContainerCreating")])
+    assert running_since([old, new, waiting_pod]) == NOW - dt.timedelta(seconds=5)
+    assert running_since([old, waiting_pod]) is None

@@ -56,8 +56,6 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
     pid = process.processid
     name = job_name(pid, process.retries)
     labels = dict(config.jobs.labels)
-    if config.jobs.queue_name:
-        labels[KUEUE_QUEUE_LABEL] = config.jobs.queue_name
     labels.update({
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_EXECUTOR_ID: label_value(executor_id),
@@ -65,6 +63,10 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
     })
     pod_labels = dict(labels)
     labels[LABEL_JOB_STATE] = JOB_STATE_ACTIVE
+    # The queue is the Job's: on pods, Kueue's pod integration (where enabled) would queue each pod on its own.
+    pod_labels.pop(KUEUE_QUEUE_LABEL, None)
+    if config.jobs.queue_name:
+        labels[KUEUE_QUEUE_LABEL] = config.jobs.queue_name
     annotations = dict(config.jobs.annotations)
     annotations.update({
         ANNOTATION_PROCESS_ID: pid,
