@@ -42,6 +42,7 @@ def test_tutorial_spec_becomes_a_job():
     spec = job["spec"]
     # Walltime counts running time, enforced by the operator: no deadline that would count pending time too.
     assert spec["backoffLimit"] == 0 and "activeDeadlineSeconds" not in spec
+    assert job["metadata"]["annotations"]["colonyos.io/walltime-seconds"] == "60"
     assert spec["podFailurePolicy"] == {"rules": [{"action": "Ignore", "onPodConditions": [
         {"type": "DisruptionTarget", "status": "True"}]}]} and spec["podReplacementPolicy"] == "Failed"
     assert "suspend" not in spec and "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]

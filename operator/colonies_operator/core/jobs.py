@@ -3,7 +3,8 @@
 - `nodes` becomes an Indexed Job with that many pods running in parallel (the index is in
   JOB_COMPLETION_INDEX and COLONIES_NODE_INDEX); `processespernode` becomes that many containers per pod
   (COLONIES_PROCESS_INDEX). `walltime` counts the containers' running time: the operator enforces it
-  (decide.py), as activeDeadlineSeconds would count queued and pending time too.
+  (decide.py), as activeDeadlineSeconds would count queued and pending time too; the Job's annotation
+  colonyos.io/walltime-seconds shows it.
 - Pods get the pod security profile's settings (podsecurity.py), with the resource's own merged over them.
 - backoffLimit is 0: a container that fails fails the process at once. A pod the cluster disrupts (eviction,
   preemption, node shutdown, taint: the DisruptionTarget condition) is replaced without counting as a failure
@@ -30,6 +31,7 @@ from .names import (
     ANNOTATION_EXECUTOR_ID,
     ANNOTATION_OUTCOME,
     ANNOTATION_PROCESS_ID,
+    ANNOTATION_WALLTIME,
     JOB_FINALIZER,
     JOB_STATE_ACTIVE,
     JOB_STATE_CLOSED,
@@ -74,6 +76,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         ANNOTATION_EXECUTOR: f"{config.resource_namespace}/{config.resource_name}",
         ANNOTATION_ATTEMPT: str(process.retries),
     })
+    if plan.walltime:
+        annotations[ANNOTATION_WALLTIME] = str(plan.walltime)
 
     resources: dict[str, dict[str, str]] = {}
     if plan.cpu:

@@ -32,6 +32,9 @@ ANNOTATION_OUTCOME = f"{GROUP}/outcome"
 # On a Job: the disruptions of its pods so far (JSON), so that a restarted operator keeps counting them against
 # spec.jobs.maxDisruptions (the disrupted pods themselves are gone by then).
 ANNOTATION_DISRUPTIONS = f"{GROUP}/disruptions"
+# On a Job: the process's walltime in seconds of running time, which the operator enforces (not activeDeadlineSeconds,
+# which would count the time queued and pending too).
+ANNOTATION_WALLTIME = f"{GROUP}/walltime-seconds"
 FINALIZER = f"{GROUP}/executor-cleanup"
 OWN_KEY_FIELD = "executorPrvKey"
 
