@@ -104,7 +104,7 @@ def test_a_gpu_model_neither_in_the_cluster_nor_declared_fails_at_once(
 def test_a_cordoned_node_still_provides_its_gpu_model(
         fake_nodes, operator, executors, colony, kube_api, namespace, add_node):
     model = unique_model()
-    executors.create_ready("cluster", jobs=FAKE_JOBS)
+    executors.create_ready("cluster", jobs={**FAKE_JOBS, "pendingTimeoutSeconds": 60})
     node = add_node(labels={GPU_MODEL_LABEL: model}, gpus=4)
 
     def advertised() -> bool:
@@ -130,8 +130,9 @@ def test_walltime_counts_running_time_not_the_time_the_pod_waited_for_a_node(
     node = next(n.metadata.name for n in core.list_node().items if "type" not in (n.metadata.labels or {}))
     key = "colonies-operator.test/pool"
     executors.create_ready("cluster", jobs={"nodeSelector": {key: namespace}, "pendingTimeoutSeconds": 120})
-    process = colony.client.submit(tutorial_spec(colony, cmd="echo started; sleep 60; echo not reached",
-                                                 conditions={"walltime": 20}), colony.user_prvkey)
+    # SIGTERM (the deadline's) ends it within a second, as a well-behaved program does.
+    cmd = 'trap "exit 143" TERM; echo started; i=0; while [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; echo not reached'
+    process = colony.client.submit(tutorial_spec(colony, cmd=cmd, conditions={"walltime": 20}), colony.user_prvkey)
     try:
         hold_pending(colony, kube_api, namespace, process.processid, 30)
         core.patch_node(node, {"metadata": {"labels": {key: namespace}}})

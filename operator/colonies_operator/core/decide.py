@@ -257,7 +257,8 @@ def decide(facts: Facts) -> Decision:
     # A pod of a declared (autoscaled) GPU model waits for the autoscaler, not the pending timeout.
     pending_timeout = f.scale_up_timeout if f.autoscaled_model else f.pending_timeout
     outcome: Outcome = outcome_of(job, pods, f.now, pending_timeout=pending_timeout,
-                                  image_pull_grace=f.image_pull_grace, walltime=f.walltime)
+                                  image_pull_grace=f.image_pull_grace, walltime=f.walltime,
+                                  had_pods=bool(f.disruptions))
     if outcome.state == "queued":
         return Decision(Act.WAIT, "the Job waits in its queue", recheck_after=RESYNC_SECONDS, queued=True,
                         note=queue_note(f.queue_name, f.workload, f.workloads_problem) if f.queue_name else

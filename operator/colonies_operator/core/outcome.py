@@ -222,9 +222,11 @@ def _pod_output(pods: list[dict[str, Any]]) -> tuple[Any, ...]:
 
 
 def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime, *,
-               pending_timeout: int, image_pull_grace: int, walltime: int | None = None) -> Outcome:
+               pending_timeout: int, image_pull_grace: int, walltime: int | None = None,
+               had_pods: bool = False) -> Outcome:
     """The process's state as the Job and its pods show it at `now`. Disrupted pods are left out: the Job
-    controller replaces them."""
+    controller replaces them. `had_pods`: the Job is known to have had pods (a disrupted one), whatever its status
+    says for a moment."""
     complete = condition(job, "Complete")
     if complete and complete.get("status") == "True":
         return Outcome("succeeded", output=_pod_output(pods))
@@ -298,7 +300,8 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     if errors:
         return Outcome("failed", errors=tuple(errors), reason=kind)
     job_status = job.get("status") or {}
-    pods_existed = any(job_status.get(k) for k in ("active", "ready", "failed", "succeeded", "terminating"))
+    pods_existed = had_pods or any(job_status.get(k) for k in ("active", "ready", "failed", "succeeded",
+                                                                 "terminating"))
     if (now - created).total_seconds() >= pending_timeout and not pods and not pods_existed:
         return Outcome("failed", errors=(f"no pod was created for the Job within {pending_timeout}s; check the "
                                          "namespace's ResourceQuota and the Job's events",),
