@@ -227,10 +227,10 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     """The process's state as the Job and its pods show it at `now`. Disrupted pods are left out: the Job
     controller replaces them. `had_pods`: the Job is known to have had pods (a disrupted one), whatever its status
     says for a moment."""
+    pods = [pod for pod in pods if disruption_of(pod) is None]
     complete = condition(job, "Complete")
     if complete and complete.get("status") == "True":
         return Outcome("succeeded", output=_pod_output(pods))
-    pods = [pod for pod in pods if disruption_of(pod) is None]
 
     # FailureTarget comes first (the controller then stops the pods and sets Failed).
     failed = condition(job, "Failed") or condition(job, "FailureTarget")
