@@ -55,7 +55,7 @@ class Attempt:
     disruptions: dict[str, Disruption] = dataclasses.field(default_factory=dict)
     disruptions_recorded: int = 0  # on the Job's annotation
     walltime_stopped: bool = False  # the Job's deadline was set: it stops now
-    note: str | None = None
+    note: str | None = None  # the last written
     queued: bool = False
 
     @property

@@ -319,10 +319,9 @@ class Reconciler:
 
     def _waiting(self, attempt: Attempt, decision: Decision) -> None:
         """What a wait means beyond waiting: a new reason in the process log, the queued count."""
-        if decision.note != attempt.note:
+        if decision.note and decision.note != attempt.note:  # a wait for another reason (Colonies away) keeps it
             attempt.note = decision.note
-            if decision.note:
-                attempt.logs.note(decision.note)
+            attempt.logs.note(decision.note)
         if decision.queued != attempt.queued:
             attempt.queued = decision.queued
             self._on_change()
