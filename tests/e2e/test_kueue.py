@@ -1,5 +1,6 @@
 """Jobs handed to the real Kueue (spec.jobs.queueName): a ClusterQueue smaller than the work admits them one after
-another; none fails for the time it waited, each log says it was queued, and the resource counts the queued."""
+another; none fails for the time it waited, each log says it was queued, and the resource counts the queued. A Job
+Kueue preempts goes back to the queue and runs again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from kubernetes import client
 from colonies_operator.colonies import ProcessState
 from devtools.waiting import wait_for
 from tests.e2e.conftest import FINAL_STATES, log_text, tutorial_spec
-from tests.fixtures.kueue import QUEUE_LABEL, condition, kueue, kueue_queue, workload_of  # noqa: F401 (fixtures)
+from tests.fixtures.kueue import (  # noqa: F401 (kueue and kueue_queue are fixtures)
+    GROUP,
+    PRIORITY_CLASS_LABEL,
+    QUEUE_LABEL,
+    VERSION,
+    condition,
+    kueue,
+    kueue_queue,
+    workload_of,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 
@@ -57,3 +67,34 @@ def test_four_one_cpu_processes_on_a_one_cpu_queue_run_one_after_another_and_all
     assert queued_seen >= 1, "the resource's status never counted a queued process"
     wait_for(lambda: (executors.get().get("status") or {}).get("queuedProcesses") == 0, 15, 0.5,
              "no process counted as queued once all are done")
+
+
+def test_a_job_kueue_preempts_is_queued_again_not_failed_and_then_runs_to_success(
+        operator, executors, colony, kube_api, namespace, kueue_queue):
+    queue = kueue_queue(cpu="1")
+    custom = client.CustomObjectsApi(kube_api)
+    urgent = f"urgent-{namespace[-6:]}"
+    custom.create_cluster_custom_object(GROUP, VERSION, "workloadpriorityclasses", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkloadPriorityClass", "metadata": {"name": urgent},
+        "value": 1000, "description": "preempts the test's other work"})
+    try:
+        executors.create_ready("routine", jobs={"queueName": queue})
+        executors.create_ready("urgent", jobs={"queueName": queue, "labels": {PRIORITY_CLASS_LABEL: urgent}})
+        conditions = {"cpu": "1", "mem": "32Mi"}
+        routine = colony.client.submit(tutorial_spec(colony, cmd="echo start; sleep 12; echo done", conditions={
+            **conditions, "executornames": ["routine"]}), colony.user_prvkey)
+        wait_for(lambda: "start\n" in log_text(colony, routine.processid), 60, 0.3, "the routine process running")
+        rushed = colony.client.submit(tutorial_spec(colony, cmd="echo urgent; sleep 2", conditions={
+            **conditions, "executornames": ["urgent"]}), colony.user_prvkey)
+        final_rushed = wait_final(colony, rushed.processid, timeout=90)
+        final_routine = wait_final(colony, routine.processid, timeout=90)
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "workloadpriorityclasses", urgent)
+    assert final_rushed.state == ProcessState.SUCCESS, final_rushed.errors
+    assert final_routine.state == ProcessState.SUCCESS, final_routine.errors
+    assert final_rushed.endtime < final_routine.endtime
+    log = log_text(colony, routine.processid)
+    assert "Kueue stopped the Job's pods (Preempted" in log, log
+    # It started over once re-admitted: two starts, one end, each of its pods' lines once.
+    assert log.count("start\n") == 2 and log.count("done\n") == 1, log
+    assert "continues in pod" in log, log
