@@ -13,8 +13,8 @@ from tests.e2e.conftest import log_text, tutorial_spec, wait_final
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 
-# Each line names the pod that printed it (its host name); SIGTERM (the eviction's) ends the loop within half a second, so an
-# evicted pod does not wait out its grace period.
+# Each line names the pod that printed it (its host name); SIGTERM (the eviction's) ends the loop within half a
+# second, so an evicted pod does not wait out its grace period.
 COUNTING = ('trap "exit 143" TERM; h=$(hostname); i=1; while [ $i -le {lines} ]; do echo "$h line $i"; '
             'i=$((i+1)); sleep 0.5; done')
 

@@ -245,7 +245,8 @@ def test_a_queue_name_creates_the_job_suspended_with_kueues_label_on_the_job_onl
     assert "kueue.x-k8s.io/queue-name" not in job["spec"]["template"]["metadata"]["labels"]
     # The label as the CRD once suggested it: taken as the queue, so the Job is suspended too.
     labelled = job_for(process(), config(jobs={"labels": {"kueue.x-k8s.io/queue-name": "team-a"}}))
-    assert labelled["spec"]["suspend"] is True and labelled["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert labelled["spec"]["suspend"] is True
+    assert labelled["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
 
 
 @pytest.mark.parametrize("jobs, message", [

@@ -245,8 +245,8 @@ def _queue_name(jobs: dict[str, Any]) -> str:
     labels = jobs.get("labels")
     labelled = (labels.get(KUEUE_QUEUE_LABEL) or "") if isinstance(labels, dict) else ""
     if name and labelled and name != labelled:
-        raise InvalidSpec(f"spec.jobs.queueName {name!r} and spec.jobs.labels[{KUEUE_QUEUE_LABEL}] {labelled!r} differ: "
-                          "set the queue in spec.jobs.queueName only")
+        raise InvalidSpec(f"spec.jobs.queueName {name!r} and spec.jobs.labels[{KUEUE_QUEUE_LABEL}] {labelled!r} "
+                          "differ: set the queue in spec.jobs.queueName only")
     name = name or labelled
     if name and (not isinstance(name, str) or not _DNS_LABEL.match(name)):
         raise InvalidSpec(f"spec.jobs.queueName {name!r} is not a LocalQueue name (lowercase letters, digits and "
