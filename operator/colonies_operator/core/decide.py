@@ -145,14 +145,20 @@ def _failed(why: str, errors: list[str] | tuple[str, ...], reason: FailureReason
     return Decision(Act.CLOSE_FAILED, why, errors=tuple(errors), reason=reason)
 
 
-def queue_note(queue: str, workload: dict[str, Any] | None, problem: str | None) -> str:
-    """Why a suspended Job waits, in Kueue's words (its Workload's conditions), for the process log."""
+NO_WORKLOAD_SECONDS = 30  # Kueue makes a Workload within a second or two: longer, and it may not be running
+
+
+def queue_note(queue: str, workload: dict[str, Any] | None, problem: str | None, waited: float = 0.0) -> str:
+    """Why a suspended Job waits, in Kueue's words (its Workload's conditions), for the process log. `waited`:
+    seconds since the Job was created."""
     where = f"queued in LocalQueue {queue} (Kueue)"
     if workload is None:
         if problem:
             return f"{where}; why it waits is not known: its Workload cannot be read ({problem})"
-        return (f"{where}; Kueue has made no Workload for it yet: if this lasts, check that Kueue runs and manages "
-                "batch/job")
+        if waited < NO_WORKLOAD_SECONDS:
+            return f"{where}, waiting for Kueue to take it up"
+        return (f"{where}; Kueue has made no Workload for it in {NO_WORKLOAD_SECONDS}s: check that Kueue runs and "
+                "manages batch/job")
     evicted = condition(workload, "Evicted")
     if evicted and evicted.get("status") == "True":
         return (f"Kueue stopped the Job's pods ({evicted.get('reason')}: {evicted.get('message') or 'no message'}); "
@@ -168,6 +174,11 @@ def queue_note(queue: str, workload: dict[str, Any] | None, problem: str | None)
     if not admitted or admitted.get("status") != "True":
         return f"{where}: quota reserved, waiting for admission checks ({(admitted or {}).get('message') or ''})"
     return f"{where}: admitted, starting"
+
+
+def _age(job: dict[str, Any], now: dt.datetime) -> float:
+    created = parse_time((job.get("metadata") or {}).get("creationTimestamp"))
+    return (now - created).total_seconds() if created else 0.0
 
 
 def _admitted_note(queue: str, workload: dict[str, Any] | None) -> str | None:
@@ -260,8 +271,11 @@ def decide(facts: Facts) -> Decision:
                                   image_pull_grace=f.image_pull_grace, walltime=f.walltime,
                                   had_pods=bool(f.disruptions))
     if outcome.state == "queued":
-        return Decision(Act.WAIT, "the Job waits in its queue", recheck_after=RESYNC_SECONDS, queued=True,
-                        note=queue_note(f.queue_name, f.workload, f.workloads_problem) if f.queue_name else
+        age = _age(job, f.now)
+        after = NO_WORKLOAD_SECONDS - age + 0.5 if f.workload is None and age < NO_WORKLOAD_SECONDS else RESYNC_SECONDS
+        return Decision(Act.WAIT, "the Job waits in its queue", recheck_after=after, queued=True,
+                        note=queue_note(f.queue_name, f.workload, f.workloads_problem, _age(job, f.now))
+                        if f.queue_name else
                         "the Job is suspended: it waits until someone resumes it")
     if not outcome.finished:
         walltime = _stop_at_walltime(f, job, pods)
