@@ -4,6 +4,8 @@ process disrupted more than spec.jobs.maxDisruptions times fails, listing the di
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from kubernetes import client
 
@@ -13,10 +15,12 @@ from tests.e2e.conftest import log_text, tutorial_spec, wait_final
 
 pytestmark = [pytest.mark.cluster, pytest.mark.colonies]
 
-# Each line names the pod that printed it (its host name); SIGTERM (the eviction's) ends the loop within half a
-# second, so an evicted pod does not wait out its grace period.
-COUNTING = ('trap "exit 143" TERM; h=$(hostname); i=1; while [ $i -le {lines} ]; do echo "$h line $i"; '
-            'i=$((i+1)); sleep 0.5; done')
+# Each line starts with a token drawn when the container starts (the pods of an Indexed Job share their host name),
+# so the lines of each pod can be told apart; SIGTERM (the eviction's) ends the loop within half a second, so an
+# evicted pod does not wait out its grace period.
+COUNTING = ('trap "exit 143" TERM; t=$(cut -c1-8 /proc/sys/kernel/random/uuid); i=1; while [ $i -le {lines} ]; '
+            'do echo "$t line $i"; i=$((i+1)); sleep 0.5; done')
+COUNTED_LINE = re.compile(r"^([0-9a-f]{8}) line (\d+)$")
 
 
 def pods_of(kube_api: client.ApiClient, namespace: str, process_id: str) -> list[client.V1Pod]:
@@ -40,8 +44,14 @@ def evict(kube_api, namespace: str, pod: str) -> None:
         metadata=client.V1ObjectMeta(name=pod, namespace=namespace)))
 
 
-def lines_of(colony, process_id: str, pod: str) -> list[str]:
-    return [line for line in log_text(colony, process_id).splitlines() if line.startswith(f"{pod} line ")]
+def runs_of(lines: list[str]) -> dict[str, list[int]]:
+    """The numbers each container run printed, by its token, in the order the runs first appear."""
+    runs: dict[str, list[int]] = {}
+    for line in lines:
+        match = COUNTED_LINE.match(line)
+        if match:
+            runs.setdefault(match.group(1), []).append(int(match.group(2)))
+    return runs
 
 
 def test_an_evicted_pod_is_replaced_and_the_process_succeeds_with_both_pods_lines_once(
@@ -49,25 +59,28 @@ def test_an_evicted_pod_is_replaced_and_the_process_succeeds_with_both_pods_line
     executors.create_ready("cluster")
     process = colony.client.submit(tutorial_spec(colony, cmd=COUNTING.format(lines=16)), colony.user_prvkey)
     first = running_pod(kube_api, namespace, process.processid)
-    wait_for(lambda: len(lines_of(colony, process.processid, first)) >= 3, 30, 0.2, "the first pod's lines shipped")
+    wait_for(lambda: sum(len(n) for n in runs_of(log_text(colony, process.processid).splitlines()).values()) >= 3,
+             30, 0.2, "the first pod's lines shipped")
     evict(kube_api, namespace, first)
     second = running_pod(kube_api, namespace, process.processid, {first})
 
     final = wait_final(colony, process.processid, timeout=90)
     assert final.state == ProcessState.SUCCESS, final.errors
     log = log_text(colony, process.processid).splitlines()
-    first_lines = [line for line in log if line.startswith(f"{first} line ")]
+    runs = runs_of(log)
+    assert len(runs) == 2, f"two container runs, one per pod: {log}"
+    (first_token, first_run), (second_token, second_run) = runs.items()
     # The first pod's lines up to the eviction, each once and in order; then all of the replacement's.
-    assert first_lines == [f"{first} line {i}" for i in range(1, len(first_lines) + 1)] and len(first_lines) >= 3
-    assert [line for line in log if line.startswith(f"{second} line ")] == \
-        [f"{second} line {i}" for i in range(1, 17)]
+    assert len(first_run) >= 3 and first_run == list(range(1, len(first_run) + 1)), log
+    assert second_run == list(range(1, 17)), log
     notes = [line for line in log if line.startswith("ColonyOS: ")]
     disrupted = [line for line in notes if first in line and "disrupted" in line]
     assert disrupted and "EvictionByEvictionAPI" in disrupted[0], notes
-    assert any(second in line and first in line for line in notes), f"which pod replaced it: {notes}"
+    replaced = [line for line in notes if second in line and first in line]
+    assert replaced, f"which pod replaced it: {notes}"
     # The notes sit between the two pods' lines.
-    assert log.index(disrupted[0]) > log.index(first_lines[-1]) and log.index(disrupted[0]) < \
-        log.index(f"{second} line 1")
+    assert log.index(f"{first_token} line {first_run[-1]}") < log.index(disrupted[0]) < log.index(replaced[0]) \
+        < log.index(f"{second_token} line 1"), log
 
 
 def test_a_container_exiting_3_fails_its_process_at_once_without_a_second_pod(

@@ -34,7 +34,9 @@ def test_four_one_cpu_processes_on_a_one_cpu_queue_run_one_after_another_and_all
     queue = kueue_queue(cpu="1")
     executors.create_ready("cluster", maxConcurrentProcesses=4,
                            jobs={"queueName": queue, "pendingTimeoutSeconds": PENDING_TIMEOUT})
-    spec = tutorial_spec(colony, cmd=f"echo start; sleep {RUNS_FOR}; echo done", conditions={"cpu": "1", "mem": "32Mi"})
+    # 1000m: Colonies reads millicores only ("1" would be one millicore).
+    spec = tutorial_spec(colony, cmd=f"echo start; sleep {RUNS_FOR}; echo done",
+                         conditions={"cpu": "1000m", "mem": "32Mi"})
     processes = [colony.client.submit(spec, colony.user_prvkey) for _ in range(4)]
 
     queued_seen = 0
@@ -80,7 +82,7 @@ def test_a_job_kueue_preempts_is_queued_again_not_failed_and_then_runs_to_succes
     try:
         executors.create_ready("routine", jobs={"queueName": queue})
         executors.create_ready("urgent", jobs={"queueName": queue, "labels": {PRIORITY_CLASS_LABEL: urgent}})
-        conditions = {"cpu": "1", "mem": "32Mi"}
+        conditions = {"cpu": "1000m", "mem": "32Mi"}  # Colonies reads millicores only
         routine = colony.client.submit(tutorial_spec(colony, cmd="echo start; sleep 12; echo done", conditions={
             **conditions, "executornames": ["routine"]}), colony.user_prvkey)
         wait_for(lambda: "start\n" in log_text(colony, routine.processid), 60, 0.3, "the routine process running")
