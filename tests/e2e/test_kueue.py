@@ -11,7 +11,7 @@ from kubernetes import client
 
 from colonies_operator.colonies import ProcessState
 from devtools.waiting import wait_for
-from tests.e2e.conftest import FINAL_STATES, log_text, tutorial_spec
+from tests.e2e.conftest import FINAL_STATES, log_text, tutorial_spec, wait_final
 from tests.fixtures.kueue import (  # noqa: F401 (kueue and kueue_queue are fixtures)
     GROUP,
     PRIORITY_CLASS_LABEL,

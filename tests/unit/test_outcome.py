@@ -159,6 +159,9 @@ CASES = [
          suspended(), [deleted_failed_pod()], "queued", pending=5),
     Case("an admitted Job's pending timeout counts from its start, not its creation",
          job_with(1000, startTime=ago(10)), [], "pending", pending=300),
+    Case("a Job just admitted, its status not yet updated by the Job controller, is not late",
+         {"metadata": {"creationTimestamp": ago(1000)}, "spec": {"suspend": False}, "status": {"conditions": [
+             {"type": "Suspended", "status": "True", "lastTransitionTime": ago(1000)}]}}, [], "pending", pending=300),
     Case("a resumed Job's pending timeout counts from its resumption",
          {"metadata": {"creationTimestamp": ago(1000)}, "status": {"startTime": ago(1000), "conditions": [
              {"type": "Suspended", "status": "False", "lastTransitionTime": ago(10)}]}}, [], "pending", pending=300),

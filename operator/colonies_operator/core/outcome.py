@@ -65,9 +65,11 @@ def job_suspended(job: dict[str, Any]) -> bool:
 
 def _start_of_waiting(job: dict[str, Any], now: dt.datetime) -> dt.datetime:
     """Since when the Job may create pods: its creation, or its last unsuspension (Kueue's admission)."""
+    suspended = condition(job, "Suspended")
+    if suspended and suspended.get("status") == "True":
+        return now  # unsuspended this moment (its spec says so): the Job controller has not taken it up yet
     times = [parse_time((job.get("metadata") or {}).get("creationTimestamp")) or now,
              parse_time((job.get("status") or {}).get("startTime"))]
-    suspended = condition(job, "Suspended")
     if suspended and suspended.get("status") == "False":
         times.append(parse_time(suspended.get("lastTransitionTime")))
     return max(t for t in times if t is not None)
