@@ -83,7 +83,9 @@ def test_a_job_kueue_preempts_is_queued_again_not_failed_and_then_runs_to_succes
         executors.create_ready("routine", jobs={"queueName": queue})
         executors.create_ready("urgent", jobs={"queueName": queue, "labels": {PRIORITY_CLASS_LABEL: urgent}})
         conditions = {"cpu": "1000m", "mem": "32Mi"}  # Colonies reads millicores only
-        routine = colony.client.submit(tutorial_spec(colony, cmd="echo start; sleep 12; echo done", conditions={
+        # Its pod ends at SIGTERM (Kueue's preemption deletes it), not after the grace period.
+        cmd = 'trap "exit 143" TERM; echo start; i=0; while [ $i -lt 12 ]; do sleep 1; i=$((i+1)); done; echo done'
+        routine = colony.client.submit(tutorial_spec(colony, cmd=cmd, conditions={
             **conditions, "executornames": ["routine"]}), colony.user_prvkey)
         wait_for(lambda: "start\n" in log_text(colony, routine.processid), 60, 0.3, "the routine process running")
         rushed = colony.client.submit(tutorial_spec(colony, cmd="echo urgent; sleep 2", conditions={
