@@ -274,6 +274,9 @@ RULES = [
          facts(job=suspended(active=0), job_expected=True, queue_name="q", workload=PREEMPTED, active_pods=(
              {**pod("Failed", exit_code=137), "metadata": {**pod()["metadata"], "deletionTimestamp": ts(1)}},)),
          Act.WAIT, queued=True, note="Kueue stopped the Job's pods (Preempted: Preempted to accommodate"),
+    Rule("a Job admitted but not yet unsuspended says what it will say once unsuspended (one line in the log)",
+         facts(job=suspended(), job_expected=True, queue_name="q", workload=ADMITTED), Act.WAIT, queued=True,
+         note="admitted by Kueue from LocalQueue q: Quota reserved in ClusterQueue demo"),
     Rule("an admitted Job's pending timeout counts from its admission, not its creation",
          facts(job=job(created_ago=4000, startTime=ts(10)), job_expected=True, queue_name="q", workload=ADMITTED),
          Act.WAIT, queued=False, note="admitted by Kueue from LocalQueue q: Quota reserved in ClusterQueue demo"),

@@ -165,7 +165,7 @@ def queue_note(queue: str, workload: dict[str, Any] | None, problem: str | None,
                 f"{where} again, it starts over when admitted")
     reserved = condition(workload, "QuotaReserved")
     if reserved is None:
-        return f"{where}; Kueue has not looked at it yet"
+        return f"{where}, waiting for Kueue to take it up"
     if reserved.get("status") != "True":
         hint = ("; check spec.jobs.queueName and the cluster's LocalQueues and ClusterQueues"
                 if reserved.get("reason") == "Inadmissible" else "")
@@ -173,7 +173,7 @@ def queue_note(queue: str, workload: dict[str, Any] | None, problem: str | None,
     admitted = condition(workload, "Admitted")
     if not admitted or admitted.get("status") != "True":
         return f"{where}: quota reserved, waiting for admission checks ({(admitted or {}).get('message') or ''})"
-    return f"{where}: admitted, starting"
+    return _admitted_note(queue, workload) or f"{where}: admitted"  # the same words once it runs: said once
 
 
 def _age(job: dict[str, Any], now: dt.datetime) -> float:
