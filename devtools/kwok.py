@@ -27,3 +27,20 @@ def kwok_sh(kubeconfig: str, *args: str, timeout: float = KWOK_TIMEOUT) -> None:
     """Runs hack/cluster/kwok.sh outside pytest (benchmarks); progress goes to stderr, failures raise."""
     subprocess.run([str(KWOK_SH), *args], env=dict(os.environ, KUBECONFIG=kubeconfig), check=True,
                    stdout=subprocess.DEVNULL, timeout=timeout)
+
+
+def fake_node(name: str, *, labels: dict[str, str] | None = None, gpus: int = 0,
+              unschedulable: bool = False) -> dict:
+    """A Node that kwok plays, like those kwok.sh adds (tainted, labelled type=kwok, 32 CPUs, 256Gi, 1Ti), with
+    extra `labels` and `gpus` nvidia.com/gpu: a node "the autoscaler adds" in a test. Create it through the API;
+    delete it afterwards. A name outside kwok-node-* keeps it out of kwok.sh's count."""
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+                     "labels": {FAKE_NODE_LABEL: "true", **FAKE_NODE_SELECTOR, "kubernetes.io/hostname": name,
+                                "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", **(labels or {})}},
+        "spec": {"taints": [{"key": FAKE_NODE_LABEL, "value": "true", "effect": "NoSchedule"}],
+                 "unschedulable": unschedulable},
+        "status": {"capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "110",
+                                "nvidia.com/gpu": str(gpus)}},
+    }

@@ -14,7 +14,7 @@ exec 9>"$SCRATCH/.lock"
 flock 9
 
 step "stopping the Kubernetes components"
-for c in kwok kubelet kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_component "$c"; done
+for c in kueue kwok kubelet kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_component "$c"; done
 
 step "removing pods and containers"
 if alive containerd && healthy containerd; then

@@ -292,7 +292,10 @@ def test_rbac_is_a_role_per_watched_namespace_and_a_jobs_role_per_policy_job_nam
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "release-ns"}]
     # Jobs-only namespaces: nothing about Secrets or ColoniesExecutors.
     assert {rule["apiGroups"][0] + "/" + rule["resources"][0] for rule in roles[("jobs", f"{FULLNAME}-jobs")]["rules"]} \
-        == {"batch/jobs", "/pods", "/pods/log"}
+        == {"batch/jobs", "/pods", "/pods/log", "kueue.x-k8s.io/workloads"}
+    # Kueue's Workloads are only read: why a queued Job waits.
+    for role in roles.values():
+        assert next(r for r in role["rules"] if r["resources"] == ["workloads"])["verbs"] == ["get", "list", "watch"]
     # Every namespace where Jobs run: each finished Job's pods are read by name (a list reads the namespace).
     for role in roles.values():
         assert {"get", "list", "watch"} <= set(next(r for r in role["rules"] if r["resources"] == ["pods"])["verbs"])
@@ -320,7 +323,7 @@ def test_jobs_in_any_namespace_get_a_jobs_only_cluster_role_and_secrets_stay_in_
     role, binding = the(objects, "ClusterRole"), the(objects, "ClusterRoleBinding")
     assert role["metadata"]["name"] == binding["roleRef"]["name"] == f"release-ns-{FULLNAME}-jobs"
     assert {rule["apiGroups"][0] + "/" + rule["resources"][0] for rule in role["rules"]} == \
-        {"batch/jobs", "/pods", "/pods/log"}
+        {"batch/jobs", "/pods", "/pods/log", "kueue.x-k8s.io/workloads"}
     roles = work_roles(objects)
     assert {r["metadata"]["namespace"] for r in roles} == {"a", "b"}
     for namespaced in roles:
@@ -338,6 +341,13 @@ def test_rbac_is_one_cluster_role_when_every_namespace_is_served():
     assert ("--all-namespaces" in args) == bool(values.get("watchAllNamespaces"))
     assert "--leader-election-namespace=release-ns" in args
     assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]} in role["rules"]
+
+
+@pytest.mark.parametrize("values", [{}, {"watchAllNamespaces": True}])
+def test_without_read_workloads_no_rule_mentions_kueue(values):
+    _, objects = render("release-ns", {**values, "rbac": {"readWorkloads": False}})
+    rules = [rule for kind in ("ClusterRole", "Role") for role in by_kind(objects, kind) for rule in role["rules"]]
+    assert rules and not [rule for rule in rules if "kueue.x-k8s.io" in rule["apiGroups"]]
 
 
 @pytest.mark.parametrize("values", [{}, {"watchAllNamespaces": True}])

@@ -1,5 +1,5 @@
 """The executor core under the faults nobody scripts: a flaky gateway, re-queues handed straight back, a spec
-changed mid-run, deletion under load, a restart among many running processes, an eviction."""
+changed mid-run, deletion under load, a restart among many running processes. (Evictions: test_disruptions.py.)"""
 
 from __future__ import annotations
 
@@ -157,20 +157,6 @@ def test_a_restart_among_more_than_100_running_processes_of_the_type_adopts_all_
     for process in mine:
         lines = log_text(colony, process.processid).splitlines()
         assert lines == [f"{process.processid} {i}" for i in range(40)], "each line once, none lost"
-
-
-def test_an_evicted_pod_fails_its_process_saying_so(operator, executors, colony, kube_api, namespace):
-    executors.create_ready("cluster")
-    process = colony.client.submit(tutorial_spec(colony, cmd="sleep 300"), colony.user_prvkey)
-    wait_for(lambda: pods_running(kube_api, namespace, process.processid), 60, 0.3, "the pod running")
-    pod = client.CoreV1Api(kube_api).list_namespaced_pod(
-        namespace, label_selector=f"colonyos.io/process-id={process.processid[:63]}").items[0]
-    client.CoreV1Api(kube_api).create_namespaced_pod_eviction(pod.metadata.name, namespace, client.V1Eviction(
-        metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=namespace)))
-    final = wait_final(colony, process.processid, timeout=90)
-    assert final.state == ProcessState.FAILED
-    assert "evicted" in final.errors[0], final.errors
-    wait_for(lambda: not jobs_of(kube_api, namespace, process.processid), 30, 0.5, "the failed process's Job gone")
 
 
 def test_deleting_an_admin_registered_executor_fails_its_processes_saying_why(operator, executors, colony,

@@ -190,7 +190,9 @@ def test_jobs_match_the_conditions_as_stored_by_the_api_server(operator, executo
         case = f"conditions {process.spec.conditions.to_dict()}"
         assert spec["parallelism"] == spec["completions"] == parallelism, case
         assert spec["backoffLimit"] == 0, case
-        assert spec.get("activeDeadlineSeconds") == deadline, case
+        # Walltime is running time, which the operator enforces: an annotation, not activeDeadlineSeconds.
+        assert "activeDeadlineSeconds" not in spec, case
+        assert job["metadata"]["annotations"].get("colonyos.io/walltime-seconds") == str(deadline), case
         assert len(pod["containers"]) == containers, case
         assert pod.get("nodeSelector") == selector, case
         for container in pod["containers"]:

@@ -214,7 +214,7 @@ def test_a_process_giving_no_resources_gets_the_defaults_and_a_deadline(operator
     resources = job.spec.template.spec.containers[0].resources
     expected = {"cpu": "150m", "memory": "96Mi", "ephemeral-storage": "2Gi"}
     assert (resources.requests, resources.limits) == (expected, expected)
-    assert job.spec.active_deadline_seconds == 300
+    assert job.metadata.annotations["colonyos.io/walltime-seconds"] == "300" and not job.spec.active_deadline_seconds
 
 
 # -- pod security profiles under enforcement -------------------------------------------------------------------

@@ -6,6 +6,7 @@ from colonies_operator.core.capabilities import (
     capabilities_for,
     capabilities_from_nodes,
     gpu_models,
+    gpu_models_provided,
     hardware_from_nodes,
 )
 from colonies_operator.kube.cache import slim
@@ -104,3 +105,20 @@ def test_software_names_the_operator_and_the_kubelet_versions_of_usable_nodes():
     software = capabilities_from_nodes([node("a"), node("b", kubelet="v1.33.5"), fake])["software"]
     assert software[0]["name"] == "colonies-operator" and software[0]["version"]
     assert [s["version"] for s in software[1:]] == ["v1.33.5", "v1.34.1"]
+
+
+def test_cordoned_and_not_ready_nodes_still_provide_their_gpu_model_other_unfit_nodes_do_not():
+    config = config_from_spec({"server": {"host": "h"}, "colonyName": "c",
+                               "credentials": {"colonyKeySecret": {"name": "s"}},
+                               "jobs": {"nodeSelector": {"pool": "gpu"}}}, namespace="n", name="x")
+    pool = {"pool": "gpu"}
+    cordon = [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
+    nodes = [node("a100", gpus=8, gpu_model="A100", labels=pool, unschedulable=True, taints=cordon),
+             node("h100", gpus=8, gpu_model="H100", labels=pool, ready=False,
+                  taints=[{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]),
+             node("l4", gpus=1, gpu_model="L4", labels=pool, taints=[{"key": "dedicated", "effect": "NoSchedule"}]),
+             node("t4", gpus=1, gpu_model="T4", labels={"pool": "other"}),
+             node("labelled-without-gpus", gpu_model="V100", labels=pool)]
+    assert gpu_models_provided(nodes, config) == {"A100", "H100"}
+    # The capabilities show only where Jobs can run now: of these, the node without GPUs.
+    assert [h["gpu"]["name"] for h in capabilities_for(nodes, config)["hardware"]] == [""]

@@ -184,6 +184,8 @@ def test_each_crd_default_maps_to_a_config_field():
         ".spec.jobs.ttlSecondsAfterFinished": conf.jobs.ttl_seconds_after_finished,
         ".spec.jobs.pendingTimeoutSeconds": conf.jobs.pending_timeout_seconds,
         ".spec.jobs.imagePullGracePeriodSeconds": conf.jobs.image_pull_grace_seconds,
+        ".spec.jobs.maxDisruptions": conf.jobs.max_disruptions,
+        ".spec.jobs.scaleUpTimeoutSeconds": conf.jobs.scale_up_timeout_seconds,
         ".spec.gpu": {},
         ".spec.gpu.resourceName": conf.gpu.resource_name,
         ".spec.gpu.nodeLabel": conf.gpu.node_label,
@@ -355,9 +357,9 @@ def test_cel_rules_name_real_fields():
 def test_printer_columns_point_at_schema_fields():
     version = _version(_crd())
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Ready", "Reason", "Type", "Colony", "Location", "Active", "Succeeded", "Failed",
-                             "Last-Assigned", "Age"]
-    assert {n for n, c in columns.items() if c.get("priority", 0) > 0} == {"Reason", "Colony", "Location",
+    assert list(columns) == ["Ready", "Reason", "Type", "Colony", "Location", "Active", "Queued", "Succeeded",
+                             "Failed", "Last-Assigned", "Age"]
+    assert {n for n, c in columns.items() if c.get("priority", 0) > 0} == {"Reason", "Colony", "Location", "Queued",
                                                                            "Last-Assigned"}
     schema = version["schema"]["openAPIV3Schema"]
     for name, column in columns.items():

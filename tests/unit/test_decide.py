@@ -12,6 +12,7 @@ import pytest
 from colonies_operator.colonies import Process
 from colonies_operator.core.decide import Act, Facts, ProcessView, decide, view_of
 from colonies_operator.core.names import FailureReason
+from colonies_operator.core.outcome import Disruption, disruption_of
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -29,7 +30,7 @@ def job(*conditions: tuple[str, str], created_ago: float = 10, deleting: bool = 
 
 
 def pod(phase: str = "Running", *, exit_code: int | None = None, waiting: str | None = None, created_ago: float = 5,
-        unschedulable_ago: float | None = None, message: str = "") -> dict:
+        unschedulable_ago: float | None = None, message: str = "", name: str = "p") -> dict:
     state: dict = {"running": {}}
     if exit_code is not None:
         state = {"terminated": {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
@@ -40,7 +41,7 @@ def pod(phase: str = "Running", *, exit_code: int | None = None, waiting: str | 
     if unschedulable_ago is not None:
         conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                            "lastTransitionTime": ts(unschedulable_ago), "message": "0/1 nodes are available"})
-    return {"metadata": {"name": "p", "creationTimestamp": ts(created_ago),
+    return {"metadata": {"name": name, "creationTimestamp": ts(created_ago),
                          "annotations": {"batch.kubernetes.io/job-completion-index": "0"}},
             "status": {"phase": phase, "conditions": conditions,
                        "containerStatuses": [{"name": "main", "image": "busybox:1.35", "state": state}]}}
@@ -48,6 +49,52 @@ def pod(phase: str = "Running", *, exit_code: int | None = None, waiting: str | 
 
 def facts(process: ProcessView = ProcessView.RUNNING_HERE, **kwargs) -> Facts:
     return Facts(process=process, now=NOW, **kwargs)
+
+
+def started(seconds_ago: float, name: str = "p", **kwargs) -> dict:
+    """A running pod whose container started `seconds_ago`."""
+    running = pod(name=name, **kwargs)
+    running["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": ts(seconds_ago)}}
+    return running
+
+
+def disrupted(name: str = "p-old", phase: str = "Running", reason: str = "EvictionByEvictionAPI") -> dict:
+    """A pod the cluster is stopping (or stopped): DisruptionTarget, deleted."""
+    stopped = started(30, name=name)
+    stopped["metadata"]["deletionTimestamp"] = ts(1)
+    stopped["status"]["phase"] = phase
+    stopped["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True", "reason": reason,
+                                           "message": "Eviction API: evicting"})
+    if phase == "Failed":
+        stopped["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 143, "reason": "Error"}}
+    return stopped
+
+
+def disruptions(count: int) -> tuple[Disruption, ...]:
+    return tuple(disruption_of(disrupted(f"p-{i}")) for i in range(count))
+
+
+def suspended(created_ago: float = 400, **status) -> dict:
+    """A Job created suspended (for Kueue) that still is."""
+    queued = job(created_ago=created_ago, **status)
+    queued["spec"] = {"suspend": True}
+    queued["status"]["conditions"] = [{"type": "Suspended", "status": "True", "reason": "JobSuspended"}]
+    return queued
+
+
+def workload(*conditions: tuple[str, str, str, str]) -> dict:
+    """A Kueue Workload with these (type, status, reason, message) conditions."""
+    return {"metadata": {"name": "job-colonies-abc-0-1a2b3"}, "status": {"conditions": [
+        {"type": t, "status": st, "reason": r, "message": m} for t, st, r, m in conditions]}}
+
+
+QUOTA_PENDING = workload(("QuotaReserved", "False", "Pending", "couldn't assign flavors to pod set main: insufficient "
+                          "unused quota for cpu in flavor default-flavor, 1 more needed"))
+ADMITTED = workload(("QuotaReserved", "True", "QuotaReserved", "Quota reserved in ClusterQueue demo"),
+                    ("Admitted", "True", "Admitted", "The workload is admitted"))
+PREEMPTED = workload(("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: 1) due to "
+                      "prioritization in the ClusterQueue"),
+                     ("QuotaReserved", "False", "Pending", "Preempted to accommodate a workload"))
 
 
 RUNNING_JOB = job(active=1)
@@ -74,6 +121,10 @@ class Rule:
     error: str | None = None  # in the first error
     output: tuple[Any, ...] | None = None
     recheck: tuple[float, float] | None = None  # a WAIT's recheck_after, within this range
+    note: str | None = None  # in the WAIT's note for the process log
+    queued: bool | None = None
+    deadline: int | None = None  # STOP_AT_WALLTIME's activeDeadlineSeconds
+    errors: str | None = None  # in any error
 
     def __str__(self) -> str:
         return self.name
@@ -170,9 +221,105 @@ RULES = [
     Rule("a failed Job closes the process failed with the exit code",
          facts(job=job(("Failed", "BackoffLimitExceeded")), job_expected=True, final_pods=(pod("Failed", exit_code=3),),
                logs_drained=True), Act.CLOSE_FAILED, reason=FailureReason.EXIT_CODE, error="exited with code 3"),
-    Rule("an evicted pod fails the process as evicted, with the node's reason",
+    Rule("a pod evicted without DisruptionTarget (by an older kubelet) fails the process, with the node's reason",
          facts(job=job(("Failed", "BackoffLimitExceeded")), job_expected=True, final_pods=(evicted_pod(),),
                logs_drained=True), Act.CLOSE_FAILED, reason=FailureReason.EVICTED, error="low on resource: memory"),
+    # Disruptions: Kubernetes replaces a pod the cluster stops (podFailurePolicy Ignore), up to maxDisruptions.
+    Rule("a pod being disrupted is no failure: the process runs on",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(disrupted(),), disruptions=disruptions(1),
+               disruptions_recorded=1), Act.WAIT),
+    Rule("a disrupted pod that has failed is no failure either: its replacement comes",
+         facts(job=job(active=0), job_expected=True, active_pods=(disrupted(phase="Failed"),),
+               disruptions=disruptions(1), disruptions_recorded=1), Act.WAIT),
+    Rule("a Job between its disrupted pod and the replacement is not taken for one that never made a pod",
+         facts(job=job(active=0, created_ago=400), job_expected=True, disruptions=disruptions(1),
+               disruptions_recorded=1), Act.WAIT),
+    Rule("a new disruption is recorded on the Job first, for an operator that restarts",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(started(1),), disruptions=disruptions(2),
+               disruptions_recorded=1), Act.RECORD_DISRUPTIONS),
+    Rule("as many disruptions as maxDisruptions keep the process running",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(started(1),), disruptions=disruptions(3),
+               disruptions_recorded=3, max_disruptions=3), Act.WAIT),
+    Rule("one disruption more than maxDisruptions ships the log first",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(disrupted(),), disruptions=disruptions(4),
+               disruptions_recorded=3, max_disruptions=3), Act.DRAIN_LOGS),
+    Rule("one disruption more than maxDisruptions fails the process, listing them all",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(disrupted(),), disruptions=disruptions(4),
+               max_disruptions=3, logs_drained=True), Act.CLOSE_FAILED, reason=FailureReason.EVICTED,
+         error="disrupted 4 times, more than spec.jobs.maxDisruptions (3)",
+         errors="pod 0 (p-3): EvictionByEvictionAPI"),
+    Rule("maxDisruptions 0 fails the process at its first disruption",
+         facts(job=RUNNING_JOB, job_expected=True, disruptions=disruptions(1), max_disruptions=0, logs_drained=True),
+         Act.CLOSE_FAILED, reason=FailureReason.EVICTED, error="disrupted 1 times"),
+    Rule("a container's own non-zero exit fails the process at once, with its code",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(pod("Failed", exit_code=3),), logs_drained=True),
+         Act.CLOSE_FAILED, reason=FailureReason.EXIT_CODE, error="exited with code 3"),
+    Rule("a failed pod that someone deleted waits for the Job's verdict (Kueue may be stopping it)",
+         facts(job=RUNNING_JOB, job_expected=True, active_pods=(
+             {**pod("Failed", exit_code=137), "metadata": {**pod()["metadata"], "deletionTimestamp": ts(1)}},)),
+         Act.WAIT),
+    Rule("a process that fails after disruptions lists them after its own failure",
+         facts(job=job(("Failed", "BackoffLimitExceeded")), job_expected=True, final_pods=(pod("Failed", exit_code=3),),
+               disruptions=disruptions(1), logs_drained=True), Act.CLOSE_FAILED, reason=FailureReason.EXIT_CODE,
+         error="exited with code 3", errors="before that, the cluster disrupted its pods: pod 0 (p-0)"),
+    # Queued Jobs (Kueue): suspended until admitted; no pending timeout meanwhile; the log says why.
+    Rule("a suspended Job is queued however long it waits, and its log says why in Kueue's words",
+         facts(job=suspended(created_ago=4000), job_expected=True, queue_name="q", workload=QUOTA_PENDING),
+         Act.WAIT, queued=True, note="queued in LocalQueue q (Kueue): couldn't assign flavors to pod set main: "
+                                     "insufficient unused quota for cpu"),
+    Rule("a Job just queued waits for Kueue to take it up, and is looked at again when that takes too long",
+         facts(job=suspended(created_ago=10), job_expected=True, queue_name="q"), Act.WAIT, queued=True,
+         note="queued in LocalQueue q (Kueue), waiting for Kueue to take it up", recheck=(20, 21)),
+    Rule("a queued Job that Kueue has made no Workload for in 30s says what to check",
+         facts(job=suspended(), job_expected=True, queue_name="q"), Act.WAIT, queued=True,
+         note="Kueue has made no Workload for it in 30s: check that Kueue runs"),
+    Rule("a queued Job whose Workload cannot be read says why",
+         facts(job=suspended(), job_expected=True, queue_name="q", workloads_problem="403 Forbidden"), Act.WAIT,
+         queued=True, note="its Workload cannot be read (403 Forbidden)"),
+    Rule("a queue that does not exist is said, with what to check",
+         facts(job=suspended(), job_expected=True, queue_name="q", workload=workload(
+             ("QuotaReserved", "False", "Inadmissible", "LocalQueue q doesn't exist"))), Act.WAIT, queued=True,
+         note="LocalQueue q doesn't exist; check spec.jobs.queueName"),
+    Rule("a Job Kueue preempted is queued again, not failed, whatever its stopped pods show",
+         facts(job=suspended(active=0), job_expected=True, queue_name="q", workload=PREEMPTED, active_pods=(
+             {**pod("Failed", exit_code=137), "metadata": {**pod()["metadata"], "deletionTimestamp": ts(1)}},)),
+         Act.WAIT, queued=True, note="Kueue stopped the Job's pods (Preempted: Preempted to accommodate"),
+    Rule("a Job admitted but not yet unsuspended says what it will say once unsuspended (one line in the log)",
+         facts(job=suspended(), job_expected=True, queue_name="q", workload=ADMITTED), Act.WAIT, queued=True,
+         note="admitted by Kueue from LocalQueue q: Quota reserved in ClusterQueue demo"),
+    Rule("an admitted Job's pending timeout counts from its admission, not its creation",
+         facts(job=job(created_ago=4000, startTime=ts(10)), job_expected=True, queue_name="q", workload=ADMITTED),
+         Act.WAIT, queued=False, note="admitted by Kueue from LocalQueue q: Quota reserved in ClusterQueue demo"),
+    Rule("an admitted Job that creates no pod within the pending timeout fails",
+         facts(job=job(created_ago=4000, startTime=ts(400)), job_expected=True, queue_name="q", workload=ADMITTED),
+         Act.DRAIN_LOGS),
+    # Autoscaled GPU pools (spec.gpu.models): a pod waits for the autoscaler, up to scaleUpTimeoutSeconds.
+    Rule("a pod of a declared GPU model no node has waits for the autoscaler past the pending timeout",
+         facts(job=job(active=1, created_ago=400), job_expected=True, active_pods=UNSCHEDULABLE,
+               autoscaled_model="a100", model_present=False, scale_up_timeout=900), Act.WAIT,
+         note="waiting for a node with GPU model a100: none is in the cluster now; the autoscaler has 900s"),
+    Rule("a pod of a declared GPU model fails after scaleUpTimeoutSeconds, saying the autoscaler added none",
+         facts(job=job(active=1, created_ago=1000), job_expected=True, logs_drained=True, autoscaled_model="a100",
+               active_pods=(pod("Pending", unschedulable_ago=1000, created_ago=1000),), scale_up_timeout=900),
+         Act.CLOSE_FAILED, reason=FailureReason.UNSCHEDULABLE, error="no node with GPU model a100 could take the "
+                                                                    "process within 900s"),
+    # Walltime: the containers' running time, not the time queued or waiting for a node.
+    Rule("a pod that waited long for a node keeps its whole walltime",
+         facts(job=job(active=1, created_ago=100, startTime=ts(100)), job_expected=True, walltime=20,
+               active_pods=(started(5),)), Act.WAIT, recheck=(15, 16)),
+    Rule("containers that ran for the walltime are stopped: the Job's deadline is set to now",
+         facts(job=job(active=1, created_ago=100, startTime=ts(100)), job_expected=True, walltime=20,
+               active_pods=(started(21),)), Act.STOP_AT_WALLTIME, deadline=100),
+    Rule("a walltime enforced already is not enforced again",
+         facts(job=job(active=1, startTime=ts(100)), job_expected=True, walltime=20, active_pods=(started(21),),
+               walltime_stopped=True), Act.WAIT),
+    Rule("a replacement pod starts the walltime over",
+         facts(job=job(active=1, startTime=ts(100)), job_expected=True, walltime=20, disruptions=disruptions(1),
+               disruptions_recorded=1, active_pods=(disrupted(), started(5, name="p-new"))), Act.WAIT,
+         recheck=(15, 16)),
+    Rule("a Job that exceeded the deadline the operator set fails for its walltime",
+         facts(job=job(("Failed", "DeadlineExceeded")), job_expected=True, final_pods=(), walltime=20,
+               logs_drained=True), Act.CLOSE_FAILED, reason=FailureReason.DEADLINE, error="walltime of 20s exceeded"),
 ]
 
 
@@ -189,6 +336,14 @@ def test_rule(rule: Rule):
     if rule.recheck is not None:
         low, high = rule.recheck
         assert decision.recheck_after is not None and low <= decision.recheck_after <= high
+    if rule.note is not None:
+        assert decision.note and rule.note in decision.note, decision.note
+    if rule.queued is not None:
+        assert decision.queued == rule.queued
+    if rule.deadline is not None:
+        assert decision.deadline == rule.deadline
+    if rule.errors is not None:
+        assert any(rule.errors in error for error in decision.errors), decision.errors
 
 
 def test_nothing_is_deleted_or_failed_while_colonies_cannot_say_whatever_the_job_shows():

@@ -41,7 +41,12 @@ def test_tutorial_spec_becomes_a_job():
     assert job["metadata"]["annotations"]["colonyos.io/process-id"] == PID
     assert job["metadata"]["labels"]["colonyos.io/process-id"] == PID[:63]
     spec = job["spec"]
-    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 60
+    # Walltime counts running time, enforced by the operator: no deadline that would count pending time too.
+    assert spec["backoffLimit"] == 0 and "activeDeadlineSeconds" not in spec
+    assert job["metadata"]["annotations"]["colonyos.io/walltime-seconds"] == "60"
+    assert spec["podFailurePolicy"] == {"rules": [{"action": "Ignore", "onPodConditions": [
+        {"type": "DisruptionTarget", "status": "True"}]}]} and spec["podReplacementPolicy"] == "Failed"
+    assert "suspend" not in spec and "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
     assert spec["completions"] == spec["parallelism"] == 1 and spec["completionMode"] == "Indexed"
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
@@ -203,7 +208,7 @@ def test_debug_is_a_flag_and_its_log_says_what_was_created():
     text = debug_log(plan, build_job(p, plan, cfg, EXECUTOR_ID))
     assert all(line.startswith("ColonyOS: ") for line in text.splitlines())
     assert f"Job work/colonies-{PID[:32]}-0-" in text and "busybox:1.35" in text and '"echo hi"' in text
-    assert "activeDeadlineSeconds: 30" in text
+    assert "walltime: 30s of running time" in text
 
 
 @pytest.mark.parametrize("extra", [{"keep_snapshots": True}, {"debug": {"nested": [1, 2]}}, {"rebuild-image": 3},
@@ -251,3 +256,44 @@ def test_spec_location_name_is_the_executors_location():
     assert config(locationName="lab-a").location_name == "lab-a"
     with pytest.raises(InvalidSpec, match="spec.locationName"):
         config(locationName=" lab-a")
+
+
+def test_a_gpu_model_the_resource_declares_is_taken_though_no_node_has_it():
+    p = process(conditions={"gpu": {"count": 1, "name": "h100"}})
+    assert plan_job(p, config(gpu={"models": ["h100"]}), gpu_models=set()).gpu_name == "h100"
+    with pytest.raises(InvalidProcess, match=r"\(no node with GPUs has a model, per node label nvidia.com/gpu.product; "
+                                             r"spec.gpu.models declares 'a100'\).* declares it in spec.gpu.models"):
+        plan_job(p, config(gpu={"models": ["a100"]}), gpu_models=set())
+
+
+def test_a_queue_name_creates_the_job_suspended_with_kueues_label_on_the_job_only():
+    job = job_for(process(), config(jobs={"queueName": "team-a"}))
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert "kueue.x-k8s.io/queue-name" not in job["spec"]["template"]["metadata"]["labels"]
+    # The label as the CRD once suggested it: taken as the queue, so the Job is suspended too.
+    labelled = job_for(process(), config(jobs={"labels": {"kueue.x-k8s.io/queue-name": "team-a"}}))
+    assert labelled["spec"]["suspend"] is True
+    assert labelled["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+
+
+@pytest.mark.parametrize("jobs, message", [
+    ({"queueName": "Team A"}, "is not a LocalQueue name"),
+    ({"queueName": "a", "labels": {"kueue.x-k8s.io/queue-name": "b"}}, "differ: set the queue in spec.jobs.queueName"),
+    ({"maxDisruptions": -1}, "spec.jobs.maxDisruptions must be a non-negative integer"),
+    ({"scaleUpTimeoutSeconds": 0}, "spec.jobs.scaleUpTimeoutSeconds must be a positive integer"),
+], ids=["a queue name that is no name", "two different queues", "negative max disruptions", "zero scale-up timeout"])
+def test_queue_and_disruption_settings_are_checked(jobs, message):
+    from colonies_operator.core.config import InvalidSpec
+
+    with pytest.raises(InvalidSpec, match=message):
+        config(jobs=jobs)
+
+
+def test_gpu_models_must_be_label_values():
+    from colonies_operator.core.config import InvalidSpec
+
+    assert config(gpu={"models": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-SXM4-80GB"]}).gpu.models == \
+        ("NVIDIA-A100-SXM4-80GB",)
+    with pytest.raises(InvalidSpec, match="spec.gpu.models must be a list of GPU model names"):
+        config(gpu={"models": ["has space"]})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -23,6 +23,9 @@ from colonies_operator.core.loglines import (
     LogPosition,
     digest,
     normalize_timestamp,
+    note_line,
+    replaced_pod,
+    replacement_line,
     split_timestamp,
 )
 from colonies_operator.core.names import ANNOTATION_LOG_CHECKPOINT
@@ -225,10 +228,16 @@ def test_a_long_line_is_cut_in_pieces_of_a_fixed_size_whatever_the_chunks():
 def test_a_checkpoint_reads_back_what_was_written_and_nothing_unreadable():
     position = LogPosition(stamp(7), digest("line 7"))
     written = Checkpoint({"0/main": (1234, position), "1/main": (99, None),
-                          "2/main": (5, LogPosition(stamp(8), digest("x"), 3))})
+                          "2/main": (5, LogPosition(stamp(8), digest("x"), 3))}, {"0": "job-0-abcde", "2": "job-2-x"})
     assert Checkpoint.from_annotation(written.to_annotation()) == written
     assert Checkpoint.from_annotation("not json").containers == {}
     assert Checkpoint.from_annotation('{"0/main": "12 garbage"}').containers == {}
+
+
+def test_a_replacement_line_names_the_index_and_the_new_pod_and_no_other_line_does():
+    assert replaced_pod(replacement_line("1", "p-1b", "p-1a")) == ("1", "p-1b")
+    assert replaced_pod(note_line("pod 0 (p-1) was disrupted: EvictionByEvictionAPI")) is None
+    assert replaced_pod("[1/main] ColonyOS: pod 1 continues in pod x (replacing y)") is None
 
 
 def test_lines_already_in_colonies_are_passed_over_in_order_with_the_operators_own_between():
@@ -597,3 +606,88 @@ def test_a_stream_that_broke_after_delivering_is_reopened_soon():
 
     assert asyncio.run(main()) == ["a line"]  # the second stream repeats it: passed over, not shipped twice
     assert opened[1] == 0.5
+
+
+def replacing(old: FakeKubelet, new: FakeKubelet, colonies: FakeColonies, *, adopted: bool = False,
+              checkpoint: str | None = None) -> tuple[AttemptLogs, Callable[[list[str]], list[dict]]]:
+    """The logs of an attempt whose pod 0 ran as p-old, then p-new (Kubernetes replaced a disrupted pod)."""
+    kubelets = {("p-old", "main"): old, ("p-new", "main"): new}
+    job = {"metadata": {"annotations": {ANNOTATION_LOG_CHECKPOINT: checkpoint} if checkpoint else {}}}
+
+    view: list[dict] = []  # the pods of the last call, running or not
+
+    def pods(names: list[str]) -> list[dict]:
+        view[:] = [pod(name, 0, {"main": kubelets[(name, "main")]}) for name in names]
+        return list(view)
+
+    logs = AttemptLogs(identity=FakeIdentity(colonies), pid=PID, namespace="ns", job_name="job",
+                       kube=FakeKube(kubelets), adopted=adopted, active_pods=lambda: view, job=lambda: job,
+                       wake=lambda: None, on_refused=lambda err: None, limits=LogLimits.of())
+    return logs, pods
+
+
+def test_a_replacement_pod_is_followed_after_the_old_pods_last_line_and_a_line_saying_so():
+    """Kubernetes replaced a disrupted pod: the new pod's lines come after every line of the old one, after the
+    note on the disruption and the line naming the replacement, each line once."""
+    old, new = FakeKubelet([(stamp(1), "old 1")], done=False), FakeKubelet([(stamp(500), "new 1")])
+    colonies = FakeColonies()
+    plan = plan_of()
+
+    async def main():
+        logs, pods = replacing(old, new, colonies)
+        await logs.follow(plan, pods(["p-old"]), START)
+        await asyncio.sleep(1)
+        logs.note_after_pod("p-old", "pod 0 (p-old) was disrupted: EvictionByEvictionAPI: Eviction API: evicting")
+        await logs.follow(plan, pods(["p-old", "p-new"]), START)
+        assert ("p-new", "main") not in logs._followers, "the old pod's last line is still to come"
+        old.write([(stamp(2), "old 2")])
+        old.end()
+        now = pods(["p-new"])  # the old pod is gone
+        await asyncio.sleep(1)
+        await logs.follow(plan, now, START)
+        assert ("p-new", "main") in logs._followers
+        while (later := await logs.drain(plan, pods(["p-new"]), START)) is not None:
+            await asyncio.sleep(later)
+        logs.close()
+
+    run_virtual(main())
+    assert colonies.lines == [
+        "old 1", "old 2", "ColonyOS: pod 0 (p-old) was disrupted: EvictionByEvictionAPI: Eviction API: evicting",
+        "ColonyOS: pod 0 continues in pod p-new (replacing p-old); its log follows", "new 1"]
+
+
+def adopted_after_replacement(shipped_of_new: int) -> list[str]:
+    """An operator restarted after pod 0 moved from p-old to p-new: the Job's checkpoint is p-old's (written before
+    the replacement), and Colonies holds p-old's lines, the replacement line and `shipped_of_new` of p-new's."""
+    old = FakeKubelet([(stamp(1), "old 1"), (stamp(2), "old 2")])
+    new = FakeKubelet([(stamp(500 + i), f"new {i}") for i in range(3)])
+    colonies = FakeColonies(["old 1\nold 2\n"])
+    checkpoint = Checkpoint({"0/main": (colonies.entries[-1].timestamp, LogPosition(stamp(2), digest("old 2")))},
+                            {"0": "p-old"}).to_annotation()
+    if shipped_of_new:
+        colonies.entries.append(LogEntry(message="ColonyOS: pod 0 continues in pod p-new (replacing p-old); its log "
+                                         "follows\n", timestamp=colonies._clock()))
+        colonies.entries.append(LogEntry(message="".join(f"new {i}\n" for i in range(shipped_of_new)),
+                                         timestamp=colonies._clock()))
+    plan = plan_of()
+
+    async def main():
+        logs, pods = replacing(old, new, colonies, adopted=True, checkpoint=checkpoint)
+        while (later := await logs.drain(plan, pods(["p-new"]), START)) is not None:
+            await asyncio.sleep(later)
+        logs.close()
+
+    run_virtual(main())
+    return colonies.lines
+
+
+def test_an_adopted_attempt_finds_the_replacement_in_colonies_and_ships_the_rest_of_the_new_pod_once():
+    assert adopted_after_replacement(shipped_of_new=2) == [
+        "old 1", "old 2", "ColonyOS: pod 0 continues in pod p-new (replacing p-old); its log follows",
+        "new 0", "new 1", "new 2"]
+
+
+def test_an_adopted_attempt_whose_pod_was_replaced_while_no_operator_ran_follows_the_new_pod_from_its_start():
+    assert adopted_after_replacement(shipped_of_new=0) == [
+        "old 1", "old 2", "ColonyOS: pod 0 continues in pod p-new (replacing p-old); its log follows",
+        "new 0", "new 1", "new 2"]

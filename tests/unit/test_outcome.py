@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from colonies_operator.core.names import FailureReason
-from colonies_operator.core.outcome import outcome_of, output_from_termination_message, recheck_after
+from colonies_operator.core.outcome import (
+    Disruption,
+    disruption_note,
+    disruption_of,
+    disruptions_from_annotation,
+    disruptions_to_annotation,
+    outcome_of,
+    output_from_termination_message,
+    recheck_after,
+    running_since,
+)
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -78,6 +88,33 @@ class Case:
 
     def __str__(self) -> str:
         return self.name
+
+
+def disrupted(phase="Running", index="0"):
+    """A pod the Eviction API is stopping (or stopped)."""
+    stopped = pod(phase, [terminated("main", 143)] if phase == "Failed" else [], index=index)
+    stopped["metadata"]["deletionTimestamp"] = ago(1)
+    stopped["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                            "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"})
+    return stopped
+
+
+def suspended(created=1000, **status):
+    queued = job_with(created, **status)
+    queued["spec"] = {"suspend": True}
+    return queued
+
+
+def evicted_by_kubelet():
+    evicted = pod("Failed", [terminated("main", 137)])
+    evicted["status"].update(reason="Evicted", message="The node was low on resource: memory.")
+    return evicted
+
+
+def deleted_failed_pod():
+    stopped = pod("Failed", [terminated("main", 137)])
+    stopped["metadata"]["deletionTimestamp"] = ago(1)
+    return stopped
 
 
 ROOT_REFUSED = 'container has runAsNonRoot and image will run as root (pod: "p", container: main)'
@@ -195,6 +232,31 @@ CASES = [
                      init=[waiting("colonyfs-in", "CreateContainerConfigError",
                                    'couldn\'t find key AWS_S3_BUCKET in Secret ns/s3')])], "failed",
          error="couldn't find key AWS_S3_BUCKET in Secret ns/s3", grace=20),
+    Case("the output is the replacement's, not the disrupted pod's",
+         job([("Complete", "", "")]), [disrupted("Failed"), pod("Succeeded", [terminated("main", 0, "Completed", '["x"]')])],
+         "succeeded", output=("x",)),
+    Case("a pod the cluster disrupted is no failure: the Job waits for its replacement",
+         job(), [disrupted("Failed")], "pending"),
+    Case("a pod being disrupted is left out, its replacement counts",
+         job(), [disrupted(), pod("Running", [{"name": "main", "state": {"running": {}}}], index="0")], "running"),
+    Case("a failed pod being deleted is not judged before the Job controller is",
+         job(), [deleted_failed_pod()], "pending"),
+    Case("a pod evicted without DisruptionTarget fails the process, promising no retry",
+         job(), [evicted_by_kubelet()], "failed", reason=FailureReason.EVICTED,
+         error="a failed process is not run again: submit it again"),
+    Case("a suspended Job is queued, however old and whatever its stopped pods show",
+         suspended(), [deleted_failed_pod()], "queued", pending=5),
+    Case("an admitted Job's pending timeout counts from its start, not its creation",
+         job_with(1000, startTime=ago(10)), [], "pending", pending=300),
+    Case("a Job just admitted, its status not yet updated by the Job controller, is not late",
+         {"metadata": {"creationTimestamp": ago(1000)}, "spec": {"suspend": False}, "status": {"conditions": [
+             {"type": "Suspended", "status": "True", "lastTransitionTime": ago(1000)}]}}, [], "pending", pending=300),
+    Case("a resumed Job's pending timeout counts from its resumption",
+         {"metadata": {"creationTimestamp": ago(1000)}, "status": {"startTime": ago(1000), "conditions": [
+             {"type": "Suspended", "status": "False", "lastTransitionTime": ago(10)}]}}, [], "pending", pending=300),
+    Case("the walltime exceeded is running time, queueing and pending not counted",
+         job([("Failed", "DeadlineExceeded", "")]), [], "failed", reason=FailureReason.DEADLINE,
+         error="time queued or waiting for a node does not count", walltime=20),
 ]
 
 
@@ -223,3 +285,29 @@ def test_a_pod_whose_volumes_cannot_be_mounted_is_looked_at_again_when_its_pendi
     """Its status does not change while the kubelet retries the mount: only the timer can end the wait."""
     waiting_pod = not_started(pod("Pending", [waiting("main", "ContainerCreating")], created=100), 90)
     assert recheck_after(job(), [waiting_pod], NOW, pending_timeout=100, image_pull_grace=60) == 10.5
+
+
+def test_a_disruption_is_described_with_the_pod_its_index_and_the_clusters_words():
+    found = disruption_of(disrupted(index="1"))
+    assert found == Disruption(pod="p1", index="1", reason="EvictionByEvictionAPI", message="Eviction API: evicting")
+    assert disruption_of(pod("Running")) is None
+    note = disruption_note(found, 1, 3, nodes=2)
+    assert note.startswith("pod 1 (p1) was disrupted: EvictionByEvictionAPI: Eviction API: evicting; Kubernetes "
+                           "starts a new pod in its place (the process's other pods run on")
+    assert "disruption 1 of the 3" in note
+    assert "more than spec.jobs.maxDisruptions (3): the process fails" in disruption_note(found, 4, 3, nodes=1)
+
+
+def test_disruptions_survive_the_round_trip_through_the_jobs_annotation():
+    found = [disruption_of(disrupted(index=str(i))) for i in range(3)]
+    assert disruptions_from_annotation(disruptions_to_annotation(found)) == found
+    assert disruptions_from_annotation(None) == [] and disruptions_from_annotation("not json") == []
+
+
+def test_running_time_counts_from_the_first_container_start_of_the_pods_not_disrupted():
+    old = disrupted()
+    old["status"]["containerStatuses"] = [{"name": "main", "state": {"running": {"startedAt": ago(60)}}}]
+    new = pod("Running", [{"name": "main", "state": {"running": {"startedAt": ago(5)}}}])
+    waiting_pod = pod("Pending", [waiting("main", "ContainerCreating")])
+    assert running_since([old, new, waiting_pod]) == NOW - dt.timedelta(seconds=5)
+    assert running_since([old, waiting_pod]) is None

@@ -214,12 +214,12 @@ def test_a_process_giving_nothing_gets_the_defaults_as_requests_limits_and_deadl
     job = build_job(process(), plan_job(process(), config()), config(), "cd" * 32)
     expected = {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "2Gi"}
     assert container_of(job)["resources"] == {"requests": expected, "limits": expected}
-    assert job["spec"]["activeDeadlineSeconds"] == 86400
+    assert job["metadata"]["annotations"]["colonyos.io/walltime-seconds"] == "86400"
     cfg = config(processDefaults={"cpu": "250m", "memory": "1Gi", "ephemeralStorage": "1Gi", "walltimeSeconds": 60})
     job = build_job(process(), plan_job(process(), cfg), cfg, "cd" * 32)
     expected = {"cpu": "250m", "memory": "1Gi", "ephemeral-storage": "1Gi"}
     assert container_of(job)["resources"] == {"requests": expected, "limits": expected}
-    assert job["spec"]["activeDeadlineSeconds"] == 60
+    assert job["metadata"]["annotations"]["colonyos.io/walltime-seconds"] == "60"
     # What the process gives wins; storage is ephemeral-storage.
     plan = plan_job(process(cpu="500m", mem="64Mi", storage="3Gi", walltime=30), cfg)
     assert (plan.cpu, plan.memory, plan.ephemeral_storage, plan.walltime) == ("500m", "64Mi", "3Gi", 30)

@@ -25,6 +25,7 @@ from colonies_operator.kube.api import KubeError
 from colonies_operator.core.names import job_name
 from colonies_operator.engine.attempt_logs import LogLimits
 from colonies_operator.engine.reconciler import Reconciler
+from colonies_operator.engine.workqueue import WorkQueue
 
 EXECUTOR_ID = "e" * 64
 PID = "a" * 64
@@ -141,17 +142,26 @@ class FakeKube:
 
 
 class FakeView:
-    """A synced view where Jobs are only what the test puts there."""
+    """A synced view where Jobs, pods and Workloads are only what the test puts there."""
 
     def __init__(self) -> None:
         self.jobs: dict[tuple[str, str], dict] = {}
+        self.pods_of: dict[tuple[str, str], list[dict]] = {}
+        self.workloads: dict[tuple[str, str], dict] = {}
         self.used: list[str] = []
+        self.workloads_used: list[str] = []
 
     def use(self, namespace):
         self.used.append(namespace)
 
     async def release(self, namespace):
         self.used.remove(namespace)
+
+    def use_workloads(self, namespace):
+        self.workloads_used.append(namespace)
+
+    async def release_workloads(self, namespace):
+        self.workloads_used.remove(namespace)
 
     def synced(self, namespace):
         return True
@@ -160,7 +170,13 @@ class FakeView:
         return self.jobs.get((namespace, name))
 
     def pods(self, namespace, job):
-        return []
+        return list(self.pods_of.get((namespace, job), []))
+
+    def workload(self, namespace, job):
+        return self.workloads.get((namespace, job))
+
+    def workloads_problem(self, namespace):
+        return None
 
 
 def reconciler(kube: FakeKube | None = None) -> tuple[Reconciler, FakeKube, FakeView, list]:
@@ -517,4 +533,97 @@ def test_pod_timing_follows_the_api_servers_clock_not_the_operators():
                                                                          "creationTimestamp": created}, "status": {}}
         await settle(rec, attempt)
         assert client.closed == [] and attempt.key in rec.attempts, "a Job 2 s old has no pod yet, and that is fine"
+
+
+def running_pod(name: str, started: str = "2026-12-01T12:00:05Z", disrupted: bool = False) -> dict:
+    pod = {"metadata": {"name": name, "labels": {"job-name": JOB},
+                        "annotations": {"batch.kubernetes.io/job-completion-index": "0"}},
+           "status": {"phase": "Running", "conditions": [],
+                      "containerStatuses": [{"name": "main", "state": {"running": {"startedAt": started}}}]}}
+    if disrupted:
+        pod["metadata"]["deletionTimestamp"] = "2026-12-01T12:00:30Z"
+        pod["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                            "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"})
+    return pod
+
+
+def test_a_disrupted_pod_is_recorded_on_the_job_and_said_in_the_log_and_the_process_runs_on():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        attempt = rec.add(process(), config(), FakeIdentity(client), adopted=False)
+        attempt.job_expected = True
+        view.jobs[(attempt.namespace, JOB)] = {"metadata": {"name": JOB}, "status": {"active": 1}}
+        view.pods_of[(attempt.namespace, JOB)] = [running_pod("p-1", disrupted=True)]
+        await settle(rec, attempt)
+        assert client.closed == [] and list(attempt.disruptions) == ["p-1"]
+        (patch,) = [patch for _, _, patch in kube.patched]
+        assert '"pod":"p-1"' in patch["metadata"]["annotations"]["colonyos.io/disruptions"]
+        await attempt.logs.shipper.flush()
+        assert any("pod 0 (p-1) was disrupted: EvictionByEvictionAPI" in message for message in client.logs)
+        # A restarted operator counts it from the Job's annotation.
+        restarted, _, view2, _ = reconciler()
+        view2.jobs[(attempt.namespace, JOB)] = {"metadata": {"name": JOB, "annotations": patch["metadata"]["annotations"]},
+                                                "status": {"active": 1}}
+        again = restarted.add(process(), config(), FakeIdentity(FakeClient()), adopted=True)
+        restarted._observe(again)
+        assert list(again.disruptions) == ["p-1"] and restarted.facts(again).disruptions_recorded == 1
+        attempt.logs.close()
+        again.logs.close()
+    asyncio.run(main())
+
+
+def test_containers_that_ran_their_walltime_get_the_job_deadline_once():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        attempt = rec.add(process(conditions={"nodes": 1, "processespernode": 1, "walltime": 20}), config(),
+                          FakeIdentity(FakeClient()), adopted=False)
+        attempt.job_expected = True
+        view.jobs[(attempt.namespace, JOB)] = {"metadata": {"name": JOB}, "status": {
+            "active": 1, "startTime": "2026-12-01T11:00:00Z"}}
+        view.pods_of[(attempt.namespace, JOB)] = [running_pod("p-1", started="2026-12-01T11:30:00Z")]
+        await settle(rec, attempt)
+        await settle(rec, attempt)
+        deadlines = [patch["spec"]["activeDeadlineSeconds"] for _, _, patch in kube.patched if "spec" in patch]
+        assert len(deadlines) == 1 and deadlines[0] > 1800  # from the Job's start: it ends now
+        attempt.logs.close()
+    asyncio.run(main())
+
+
+def test_a_queued_job_is_counted_and_its_reason_is_logged_once_per_change():
+    async def main():
+        rec, kube, view, _ = reconciler()
+        client = FakeClient()
+        queued_config = config_from_spec({"server": {"host": "colonies"}, "colonyName": "dev",
+                                          "credentials": {"colonyKeySecret": {"name": "k"}},
+                                          "jobs": {"namespace": "jobs-a", "queueName": "q"}},
+                                         namespace="ops", name="cluster")
+        attempt = rec.add(process(), queued_config, FakeIdentity(client), adopted=False)
+        assert view.workloads_used == ["jobs-a"]
+        attempt.job_expected = True
+        view.jobs[(attempt.namespace, JOB)] = {"metadata": {"name": JOB, "creationTimestamp": "2026-12-01T11:00:00Z",
+                                                            "uid": "u1"},
+                                               "spec": {"suspend": True}, "status": {}}
+        workload = {"metadata": {"name": "job-x", "ownerReferences": [{"kind": "Job", "name": JOB}]},
+                    "status": {"conditions": [{"type": "QuotaReserved", "status": "False", "reason": "Pending",
+                                               "message": "insufficient unused quota for cpu"}]}}
+        view.workloads[(attempt.namespace, JOB)] = workload
+        await settle(rec, attempt)
+        await settle(rec, attempt)
+        assert rec.queued == 1 and client.closed == []
+        await attempt.logs.shipper.flush()
+        notes = [m for m in client.logs if "queued in LocalQueue q" in m]
+        assert len(notes) == 1 and "insufficient unused quota for cpu" in notes[0]
+        # Admitted: no longer counted as queued.
+        view.jobs[(attempt.namespace, JOB)]["spec"]["suspend"] = False
+        view.jobs[(attempt.namespace, JOB)]["status"] = {"active": 1, "startTime": "2026-12-01T12:00:00Z"}
+        await settle(rec, attempt)
+        assert rec.queued == 0
+        # An event of the Workload wakes the attempt of its Job.
+        rec.queue = WorkQueue()
+        rec.on_cluster_event(attempt.namespace, "workloads", workload, workload)
+        assert await asyncio.wait_for(rec.queue.get(), 1) == attempt.key
+        rec._drop(attempt, count=False)
+        await asyncio.sleep(0)
+        assert view.workloads_used == []
     asyncio.run(main())

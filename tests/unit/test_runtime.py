@@ -5,9 +5,11 @@ runs here, then goes quiet."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 from colonies_operator.core.conditions import ALLOWED, Problem
 from colonies_operator.engine.assign import NEVER_MATCHING_CPU
+from colonies_operator.engine.attempt_logs import LogLimits
 from colonies_operator.engine.runtime import ExecutorRuntime
 from tests.unit.test_assign import CONFIG, ScriptedColonies
 from tests.unit.virtual_time import run_virtual
@@ -61,7 +63,7 @@ class Identity:
 
 
 def runtime() -> ExecutorRuntime:
-    return ExecutorRuntime(FakeKube(), FakeView(), RESOURCE, asyncio.Semaphore(4))
+    return ExecutorRuntime(FakeKube(), FakeView(), RESOURCE, LogLimits.of(4))
 
 
 def refused(executor: ExecutorRuntime, calls: list[float]):
@@ -112,7 +114,7 @@ def test_an_executor_taking_no_new_work_stays_alive_while_its_work_runs_then_goe
         colonies = ScriptedColonies()
         executor.identity, executor.config = Identity(colonies), CONFIG  # registered before the spec was refused
         executor.scanner.adopted = True
-        executor.reconciler.attempts[("p" * 64, 0)] = object()  # one process runs here
+        executor.reconciler.attempts[("p" * 64, 0)] = SimpleNamespace(queued=False)  # one process runs here
         task = asyncio.ensure_future(executor.run())
         await asyncio.sleep(300)
         beats = [t for t, timeout, cpu in colonies.calls if timeout == -1 and cpu == NEVER_MATCHING_CPU]

@@ -151,6 +151,11 @@ read, watch and delete their pods, read the pods' logs. Nothing else: no Secrets
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
+{{- if .Values.rbac.readWorkloads }}
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [get, list, watch]
+{{- end }}
 {{- end }}
 
 {{/* Cluster-scoped and read-only: Nodes, whose hardware becomes each executor's Colonies capabilities. */}}

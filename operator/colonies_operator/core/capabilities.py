@@ -13,6 +13,7 @@ storage and GPUs:
 `gpu.count` is the entry's GPUs in total and `gpu.nodecount` the GPUs per node, as `colonies executor get`
 labels them ("GPUs", "GPU/Node"). Only nodes a Job could be scheduled on count: Ready, not cordoned, matching
 the executor's Job node selector, and without a NoSchedule/NoExecute taint its Job tolerations do not tolerate.
+The GPU models a process may ask for (`gpu_models_provided`) also include those of cordoned and not-ready nodes.
 """
 
 from __future__ import annotations
@@ -60,6 +61,36 @@ def schedulable(node: dict[str, Any], node_selector: dict[str, str] | None = Non
     tolerations = list(tolerations)
     return all(taint.get("effect") not in ("NoSchedule", "NoExecute") or _tolerated(taint, tolerations)
                for taint in spec.get("taints") or [])
+
+
+# The taints of a node that is cordoned, not ready or unreachable: passing states, not what the node offers.
+PASSING_TAINTS = frozenset({"node.kubernetes.io/unschedulable", "node.kubernetes.io/not-ready",
+                            "node.kubernetes.io/unreachable"})
+
+
+def provides(node: dict[str, Any], node_selector: dict[str, str] | None = None,
+             tolerations: Iterable[dict[str, Any]] = ()) -> bool:
+    """Whether a Job pod with this node selector and these tolerations could land on the node once it is back:
+    as `schedulable`, but a cordoned, not-ready or unreachable node counts (maintenance ends)."""
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if any(labels.get(key) != value for key, value in (node_selector or {}).items()):
+        return False
+    tolerations = list(tolerations)
+    return all(taint.get("effect") not in ("NoSchedule", "NoExecute") or taint.get("key") in PASSING_TAINTS
+               or _tolerated(taint, tolerations) for taint in (node.get("spec") or {}).get("taints") or [])
+
+
+def gpu_models_provided(nodes: list[dict[str, Any]], config: Any) -> frozenset[str]:
+    """The GPU models of the nodes an executor's Jobs may run on (its ExecutorConfig), cordoned or not ready ones
+    included: what conditions.gpu.name may ask for, besides the models the resource declares."""
+    found = set()
+    for node in nodes:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        gpus = amount_or_zero(((node.get("status") or {}).get("capacity") or {}).get(config.gpu.resource_name, 0))
+        if gpus and labels.get(config.gpu.node_label) and provides(node, config.jobs.node_selector,
+                                                                    config.jobs.tolerations):
+            found.add(labels[config.gpu.node_label])
+    return frozenset(found)
 
 
 def hardware_from_nodes(nodes: list[dict[str, Any]], *, gpu_resource: str = DEFAULT_GPU_RESOURCE,

@@ -21,6 +21,7 @@ from .policy import (
     defaults_from_dict,
     limits_from_dict,
 )
+from .names import KUEUE_QUEUE_LABEL
 from .podsecurity import PROFILES
 from .podtemplate import TemplateError, check_template
 
@@ -36,6 +37,7 @@ DEFAULT_FS_UPLOAD_TIMEOUT = 600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 class InvalidSpec(ValueError):
@@ -83,12 +85,18 @@ class JobsConfig:
     create_timeout_seconds: int = 300  # Kubernetes not taking a Job for this long fails its process
     priority_class_name: str = ""
     pod_template: dict[str, Any] = dataclasses.field(default_factory=dict)  # checked; merged by podtemplate.py
+    # Real clusters stop pods (drains, preemption, spot reclaims): how many such disruptions a process survives,
+    # a Kueue LocalQueue its Jobs wait in, and how long a pod waits for a node of an autoscaled GPU pool.
+    max_disruptions: int = 3
+    queue_name: str = ""
+    scale_up_timeout_seconds: int = 900
 
 
 @dataclasses.dataclass(frozen=True)
 class GpuConfig:
     resource_name: str = DEFAULT_GPU_RESOURCE
     node_label: str = DEFAULT_GPU_NODE_LABEL
+    models: tuple[str, ...] = ()  # models the cluster can provide though no node has them now (autoscaled pools)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +219,7 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
     except PolicyError as err:
         raise InvalidSpec(str(err)) from None
     gpu = spec.get("gpu") or {}
+    queue_name, gpu_models = _queue_name(jobs), _gpu_models(gpu.get("models"))
     location = spec.get("locationName") or ""
     if not isinstance(location, str) or location != location.strip() or "\x00" in location:
         raise InvalidSpec(f"spec.locationName must be a location name without surrounding spaces, not {location!r}")
@@ -245,9 +254,13 @@ def config_from_spec(spec: dict[str, Any], *, namespace: str, name: str,
                                                "spec.jobs.imagePullGracePeriodSeconds", 60, allow_zero=True),
             priority_class_name=priority_class,
             pod_template=pod_template,
+            max_disruptions=_positive(jobs.get("maxDisruptions"), "spec.jobs.maxDisruptions", 3, allow_zero=True),
+            queue_name=queue_name,
+            scale_up_timeout_seconds=_positive(jobs.get("scaleUpTimeoutSeconds"), "spec.jobs.scaleUpTimeoutSeconds",
+                                               900),
         ),
         gpu=GpuConfig(resource_name=gpu.get("resourceName") or DEFAULT_GPU_RESOURCE,
-                      node_label=gpu.get("nodeLabel") or DEFAULT_GPU_NODE_LABEL),
+                      node_label=gpu.get("nodeLabel") or DEFAULT_GPU_NODE_LABEL, models=gpu_models),
         max_concurrent_processes=_positive(spec.get("maxConcurrentProcesses"), "spec.maxConcurrentProcesses", 10),
         assign_timeout_seconds=_positive(spec.get("assignTimeoutSeconds"), "spec.assignTimeoutSeconds", 10),
         location_name=location,
@@ -286,6 +299,30 @@ def _fs_config(value: Any, job_namespace: str, namespace: str) -> FsConfig | Non
                                                      DEFAULT_FS_UPLOAD_TIMEOUT),
                     resources=dict(resources) if resources is not None else json.loads(json.dumps(
                         DEFAULT_FS_RESOURCES)))
+
+
+def _queue_name(jobs: dict[str, Any]) -> str:
+    """spec.jobs.queueName, or the Kueue label given in spec.jobs.labels (the way the CRD once suggested): the
+    Jobs are then created suspended, which is what Kueue without its webhook needs."""
+    name = jobs.get("queueName") or ""
+    labels = jobs.get("labels")
+    labelled = (labels.get(KUEUE_QUEUE_LABEL) or "") if isinstance(labels, dict) else ""
+    if name and labelled and name != labelled:
+        raise InvalidSpec(f"spec.jobs.queueName {name!r} and spec.jobs.labels[{KUEUE_QUEUE_LABEL}] {labelled!r} "
+                          "differ: set the queue in spec.jobs.queueName only")
+    name = name or labelled
+    if name and (not isinstance(name, str) or not _DNS_LABEL.match(name)):
+        raise InvalidSpec(f"spec.jobs.queueName {name!r} is not a LocalQueue name (lowercase letters, digits and "
+                          "'-', at most 63)")
+    return name
+
+
+def _gpu_models(value: Any) -> tuple[str, ...]:
+    models = value or []
+    if not isinstance(models, list) or not all(isinstance(m, str) and _LABEL_VALUE.match(m) for m in models):
+        raise InvalidSpec(f"spec.gpu.models must be a list of GPU model names as the node label has them (at most "
+                          f"63 letters, digits, '-', '_' or '.'), not {value!r}")
+    return tuple(dict.fromkeys(models))
 
 
 def _secret_ref(value: Any, default_key: str, what: str) -> SecretKeyRef | None:

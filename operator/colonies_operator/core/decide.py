@@ -13,6 +13,10 @@ work lives here, so each is a row in a table-driven test:
   finalizer until its process is closed), so no attempt runs twice;
 - what was accepted once runs to its end under the rules it started with: an attempt adopted with its Job is not
   failed because today's limits would refuse it.
+- a pod the cluster disrupts is replaced by Kubernetes and the process runs on, up to max_disruptions;
+- a queued Job (suspended, for Kueue) waits without a timeout, and its log says why;
+- walltime counts the containers' running time: when it is over, the Job's activeDeadlineSeconds is set to stop
+  it now (activeDeadlineSeconds from the start would count queued and pending time too).
 """
 
 from __future__ import annotations
@@ -20,11 +24,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import math
 from typing import Any
 
 from ..colonies.models import Process, ProcessState
 from .names import FailureReason
-from .outcome import Outcome, job_finished, outcome_of, recheck_after
+from .outcome import (
+    Disruption,
+    Outcome,
+    condition,
+    job_finished,
+    outcome_of,
+    parse_time,
+    recheck_after,
+    running_since,
+    too_many_disruptions,
+)
 
 RESYNC_SECONDS = 60.0  # level-triggered: every attempt is looked at again this often, events or not
 COLONIES_RETRY_SECONDS = 5.0
@@ -77,6 +92,8 @@ class Act(enum.Enum):
     DELETE_JOB = "delete job"  # the Job and its pods, and its finalizer
     RELEASE_JOB = "release job"  # label the Job closed and drop its finalizer: it stays for kubectl logs
     FORGET = "forget"  # nothing left to do for this attempt
+    RECORD_DISRUPTIONS = "record disruptions"  # on the Job, so that a restarted operator counts them too
+    STOP_AT_WALLTIME = "stop at walltime"  # set the Job's activeDeadlineSeconds to `deadline`: it stops now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +122,21 @@ class Facts:
     create_error: str | None = None  # why the last creation attempt failed (transient or executor-level)
     create_failing_seconds: float = 0.0
     create_timeout: float = 300.0
+    # Pods the cluster stopped (eviction, preemption, node shutdown), and how many the Job's annotation records.
+    disruptions: tuple[Disruption, ...] = ()
+    disruptions_recorded: int = 0
+    max_disruptions: int = 3
+    nodes: int = 1
+    # Kueue: the LocalQueue the Job waits in, its Workload (None: none seen), why Workloads cannot be read.
+    queue_name: str = ""
+    workload: dict[str, Any] | None = None
+    workloads_problem: str | None = None
+    # A GPU model the resource declares (spec.gpu.models) that the process asks for: its pods may wait
+    # scale_up_timeout for the autoscaler; model_present: some node has it now.
+    autoscaled_model: str = ""
+    model_present: bool = True
+    scale_up_timeout: int = 900
+    walltime_stopped: bool = False  # the operator set the Job's deadline to stop it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +147,9 @@ class Decision:
     output: tuple[Any, ...] = ()
     reason: FailureReason | None = None
     recheck_after: float | None = None  # for WAIT: look again after this many seconds (None: on an event)
+    note: str | None = None  # for WAIT: why it waits, for the process log (written when it changes)
+    queued: bool = False  # for WAIT: the Job waits in a queue (the resource's status counts these)
+    deadline: int | None = None  # for STOP_AT_WALLTIME: the activeDeadlineSeconds that ends the Job now
 
 
 def _wait(why: str, after: float | None = RESYNC_SECONDS) -> Decision:
@@ -123,6 +158,64 @@ def _wait(why: str, after: float | None = RESYNC_SECONDS) -> Decision:
 
 def _failed(why: str, errors: list[str] | tuple[str, ...], reason: FailureReason) -> Decision:
     return Decision(Act.CLOSE_FAILED, why, errors=tuple(errors), reason=reason)
+
+
+NO_WORKLOAD_SECONDS = 30  # Kueue makes a Workload within a second or two: longer, and it may not be running
+
+
+def queue_note(queue: str, workload: dict[str, Any] | None, problem: str | None, waited: float = 0.0) -> str:
+    """Why a suspended Job waits, in Kueue's words (its Workload's conditions), for the process log. `waited`:
+    seconds since the Job was created."""
+    where = f"queued in LocalQueue {queue} (Kueue)"
+    if workload is None:
+        if problem:
+            return f"{where}; why it waits is not known: its Workload cannot be read ({problem})"
+        if waited < NO_WORKLOAD_SECONDS:
+            return f"{where}, waiting for Kueue to take it up"
+        return (f"{where}; Kueue has made no Workload for it in {NO_WORKLOAD_SECONDS}s: check that Kueue runs and "
+                "manages batch/job")
+    evicted = condition(workload, "Evicted")
+    if evicted and evicted.get("status") == "True":
+        return (f"Kueue stopped the Job's pods ({evicted.get('reason')}: {evicted.get('message') or 'no message'}); "
+                f"{where} again, it starts over when admitted")
+    reserved = condition(workload, "QuotaReserved")
+    if reserved is None:
+        return f"{where}, waiting for Kueue to take it up"
+    if reserved.get("status") != "True":
+        hint = ("; check spec.jobs.queueName and the cluster's LocalQueues and ClusterQueues"
+                if reserved.get("reason") == "Inadmissible" else "")
+        return f"{where}: {reserved.get('message') or reserved.get('reason') or 'waiting'}{hint}"
+    admitted = condition(workload, "Admitted")
+    if not admitted or admitted.get("status") != "True":
+        return f"{where}: quota reserved, waiting for admission checks ({(admitted or {}).get('message') or ''})"
+    return _admitted_note(queue, workload) or f"{where}: admitted"  # the same words once it runs: said once
+
+
+def _age(job: dict[str, Any], now: dt.datetime) -> float:
+    created = parse_time((job.get("metadata") or {}).get("creationTimestamp"))
+    return (now - created).total_seconds() if created else 0.0
+
+
+def _admitted_note(queue: str, workload: dict[str, Any] | None) -> str | None:
+    admitted = condition(workload or {}, "Admitted")
+    if not queue or not admitted or admitted.get("status") != "True":
+        return None
+    reserved = condition(workload or {}, "QuotaReserved") or {}
+    return f"admitted by Kueue from LocalQueue {queue}: {reserved.get('message') or admitted.get('message')}"
+
+
+def _stop_at_walltime(f: Facts, job: dict[str, Any], pods: list[dict[str, Any]]) -> Decision | float | None:
+    """STOP_AT_WALLTIME when the containers have run for the walltime; else seconds until they will have (None
+    while none runs, or once the Job has its deadline)."""
+    since = running_since(pods) if f.walltime else None
+    if since is None or f.walltime_stopped or "activeDeadlineSeconds" in (job.get("spec") or {}):
+        return None
+    left = (since - f.now).total_seconds() + f.walltime
+    if left > 0:
+        return left
+    start = parse_time((job.get("status") or {}).get("startTime")) or since
+    deadline = max(1, math.ceil((f.now - start).total_seconds()))
+    return Decision(Act.STOP_AT_WALLTIME, f"the containers ran for the walltime of {f.walltime}s", deadline=deadline)
 
 
 def decide(facts: Facts) -> Decision:
@@ -182,15 +275,47 @@ def decide(facts: Facts) -> Decision:
     if deleting and not finished:
         return _failed("the Job is being deleted", ["the Job was deleted before it finished, by someone other "
                                                     "than the operator"], FailureReason.JOB_DELETED)
+    if not finished and len(f.disruptions) > f.max_disruptions:
+        if not f.logs_drained:
+            return Decision(Act.DRAIN_LOGS, "disrupted too often: ship its last lines first")
+        return _failed("disrupted too often", [too_many_disruptions(f.disruptions, f.max_disruptions)],
+                       FailureReason.EVICTED)
+    if not finished and len(f.disruptions) > f.disruptions_recorded:
+        return Decision(Act.RECORD_DISRUPTIONS, "a pod was disrupted: the Job keeps the count")
     pods = list(f.final_pods if finished else f.active_pods)
-    outcome: Outcome = outcome_of(job, pods, f.now, pending_timeout=f.pending_timeout,
-                                  image_pull_grace=f.image_pull_grace, walltime=f.walltime)
+    # A pod of a declared (autoscaled) GPU model waits for the autoscaler, not the pending timeout.
+    pending_timeout = f.scale_up_timeout if f.autoscaled_model else f.pending_timeout
+    outcome: Outcome = outcome_of(job, pods, f.now, pending_timeout=pending_timeout,
+                                  image_pull_grace=f.image_pull_grace, walltime=f.walltime,
+                                  had_pods=bool(f.disruptions))
+    if outcome.state == "queued":
+        age = _age(job, f.now)
+        after = NO_WORKLOAD_SECONDS - age + 0.5 if f.workload is None and age < NO_WORKLOAD_SECONDS else RESYNC_SECONDS
+        return Decision(Act.WAIT, "the Job waits in its queue", recheck_after=after, queued=True,
+                        note=queue_note(f.queue_name, f.workload, f.workloads_problem, _age(job, f.now))
+                        if f.queue_name else
+                        "the Job is suspended: it waits until someone resumes it")
     if not outcome.finished:
-        after = recheck_after(job, pods, f.now, pending_timeout=f.pending_timeout,
+        walltime = _stop_at_walltime(f, job, pods)
+        if isinstance(walltime, Decision):
+            return walltime
+        after = recheck_after(job, pods, f.now, pending_timeout=pending_timeout,
                               image_pull_grace=f.image_pull_grace)
-        return _wait(f"the Job is {outcome.state}", min(after, RESYNC_SECONDS) if after else RESYNC_SECONDS)
+        after = min(t for t in (after, walltime and walltime + 0.5, RESYNC_SECONDS) if t)
+        note = _admitted_note(f.queue_name, f.workload)
+        if f.autoscaled_model and not f.model_present and outcome.state == "pending":
+            note = (f"waiting for a node with GPU model {f.autoscaled_model}: none is in the cluster now; the "
+                    f"autoscaler has {f.scale_up_timeout}s to add one (spec.jobs.scaleUpTimeoutSeconds)")
+        return Decision(Act.WAIT, f"the Job is {outcome.state}", recheck_after=after, note=note)
     if not f.logs_drained:
         return Decision(Act.DRAIN_LOGS, f"the Job {outcome.state}: ship its last lines first")
     if outcome.state == "succeeded":
         return Decision(Act.CLOSE_SUCCESSFUL, "the Job completed", output=outcome.output)
-    return _failed("the Job failed", outcome.errors, outcome.reason or FailureReason.OTHER)
+    errors = list(outcome.errors)
+    if f.autoscaled_model and outcome.reason == FailureReason.UNSCHEDULABLE:
+        errors.insert(0, f"no node with GPU model {f.autoscaled_model} could take the process within "
+                         f"{f.scale_up_timeout}s (spec.jobs.scaleUpTimeoutSeconds): the autoscaler added none, or "
+                         "none with room; check the node pool's autoscaling and its maximum size")
+    if f.disruptions:
+        errors.append("before that, the cluster disrupted its pods: " + "; ".join(d.describe() for d in f.disruptions))
+    return _failed("the Job failed", errors, outcome.reason or FailureReason.OTHER)

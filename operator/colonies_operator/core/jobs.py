@@ -2,10 +2,16 @@
 
 - `nodes` becomes an Indexed Job with that many pods running in parallel (the index is in
   JOB_COMPLETION_INDEX and COLONIES_NODE_INDEX); `processespernode` becomes that many containers per pod
-  (COLONIES_PROCESS_INDEX); `walltime` becomes the Job's activeDeadlineSeconds.
+  (COLONIES_PROCESS_INDEX). `walltime` counts the containers' running time: the operator enforces it
+  (decide.py), as activeDeadlineSeconds would count queued and pending time too; the Job's annotation
+  colonyos.io/walltime-seconds shows it.
 - Pods get the pod security profile's settings (podsecurity.py), with the resource's own merged over them.
 - The resource's pod template (spec.jobs.podTemplate) is merged under all of that (podtemplate.py).
-- backoffLimit is 0: Colonies' maxretries owns retries.
+- backoffLimit is 0: a container that fails fails the process at once. A pod the cluster disrupts (eviction,
+  preemption, node shutdown, taint: the DisruptionTarget condition) is replaced without counting as a failure
+  (podFailurePolicy Ignore; the operator caps these at spec.jobs.maxDisruptions).
+- With spec.jobs.queueName the Job is created suspended with Kueue's queue label: Kueue unsuspends it when it is
+  admitted, with or without Kueue's webhook.
 - The process output: a container may write it to /dev/termination-log (a JSON list, or text that becomes
   one string); the first container of pod 0 speaks for the process.
 - Every Job carries the labels and annotations a restarted operator finds its work by (names.py), and a
@@ -28,9 +34,11 @@ from .names import (
     ANNOTATION_EXECUTOR_ID,
     ANNOTATION_OUTCOME,
     ANNOTATION_PROCESS_ID,
+    ANNOTATION_WALLTIME,
     JOB_FINALIZER,
     JOB_STATE_ACTIVE,
     JOB_STATE_CLOSED,
+    KUEUE_QUEUE_LABEL,
     LABEL_EXECUTOR_ID,
     LABEL_JOB_STATE,
     LABEL_MANAGED_BY,
@@ -61,6 +69,10 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
     })
     pod_labels = dict(labels)
     labels[LABEL_JOB_STATE] = JOB_STATE_ACTIVE
+    # The queue is the Job's: on pods, Kueue's pod integration (where enabled) would queue each pod on its own.
+    pod_labels.pop(KUEUE_QUEUE_LABEL, None)
+    if config.jobs.queue_name:
+        labels[KUEUE_QUEUE_LABEL] = config.jobs.queue_name
     annotations = dict(config.jobs.annotations)
     annotations.update({
         ANNOTATION_PROCESS_ID: pid,
@@ -70,6 +82,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
     })
     if process.starttime:
         annotations[ANNOTATION_ASSIGNED_AT] = process.starttime.isoformat()
+    if plan.walltime:
+        annotations[ANNOTATION_WALLTIME] = str(plan.walltime)
 
     resources: dict[str, dict[str, str]] = {}
     if plan.cpu:
@@ -127,10 +141,14 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
         "completions": plan.nodes,
         "parallelism": plan.nodes,
         "backoffLimit": 0,
+        # A disrupted pod is replaced once it has stopped, never counted as a failure.
+        "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [
+            {"type": "DisruptionTarget", "status": "True"}]}]},
+        "podReplacementPolicy": "Failed",
         "template": {"metadata": pod_metadata, "spec": pod_spec},
     }
-    if plan.walltime:
-        job_spec["activeDeadlineSeconds"] = plan.walltime
+    if config.jobs.queue_name:
+        job_spec["suspend"] = True  # Kueue admits it by unsuspending it
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -171,7 +189,9 @@ def debug_log(plan: JobPlan, job: dict[str, Any]) -> str:
     if pod.get("priorityClassName"):
         lines.append(f"priorityClassName: {pod['priorityClassName']}")
     if plan.walltime:
-        lines.append(f"activeDeadlineSeconds: {plan.walltime}")
+        lines.append(f"walltime: {plan.walltime}s of running time, counted from the containers' start")
+    if meta["labels"].get(KUEUE_QUEUE_LABEL):
+        lines.append(f"queued: Kueue LocalQueue {meta['labels'][KUEUE_QUEUE_LABEL]} (the Job waits suspended)")
     lines.append(f"{INPUT_ENV}: {plan.input_json[:500]}")
     return "".join(f"ColonyOS: {line}\n" for line in lines)
 

@@ -11,6 +11,10 @@ shipped and a digest of that line, which a new stream, opened a little before th
 again (whatever the kubelet rotated meanwhile). The positions are kept on the Job (`Checkpoint`) with the
 Colonies time of the newest log entry they account for, so a restarted operator reads only the entries after
 it (`AlreadyShipped`).
+
+The operator's own lines start with "ColonyOS: " (`note_line`); when Kubernetes replaces a disrupted pod, a
+`replacement_line` tells the new pod's lines from the old one's, also for an operator that restarts and reads
+what it shipped (`replaced_pod`).
 """
 
 from __future__ import annotations
@@ -23,14 +27,33 @@ import json
 import re
 from typing import Iterable
 
+_REPLACEMENT = re.compile(r"^ColonyOS: pod (\S+) continues in pod (\S+) \(replacing ")
+
 PIECE_BYTES = 256 * 1024  # a longer line is read, and shipped, in pieces of this many bytes
 CONTINUED = "\u21a9"  # "↩" ends every piece of a long line but its last
 WINDOW_SECONDS = 2  # a stream re-opened at a position starts this long before it (stdout/stderr interleave)
-OPERATOR_LINE = "ColonyOS: "  # the start of every line the operator itself adds to a process log
+# The start of every line the operator itself adds to a process log (why it waits, a disrupted pod), as the
+# official executors' debug lines.
+OPERATOR_LINE = "ColonyOS: "
 
 
 def line_prefix(pod_index: str, container: str, multi: bool) -> str:
     return f"[{pod_index}/{container}] " if multi else ""
+
+
+def note_line(text: str) -> str:
+    return OPERATOR_LINE + text
+
+
+def replacement_line(index: str, pod: str, replaced: str) -> str:
+    """The line that says a pod index goes on in a new pod: lines of that index after it are the new pod's."""
+    return f"{OPERATOR_LINE}pod {index} continues in pod {pod} (replacing {replaced}); its log follows"
+
+
+def replaced_pod(line: str) -> tuple[str, str] | None:
+    """(pod index, new pod) when `line` is a replacement line."""
+    match = _REPLACEMENT.match(line)
+    return (match.group(1), match.group(2)) if match else None
 
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
@@ -147,17 +170,22 @@ class LogPosition:
         return cls(normalize_timestamp(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else None)
 
 
+_POD_KEY = "pod "  # a checkpoint's key for the pod of an index: "pod 0"
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
-    """Per container (by "<pod>/<container>"): its position, and the Colonies time (nanoseconds) of the newest
-    log entry of the process that the position accounts for. Lines of the container in later entries come after
-    the position."""
+    """Per container (by "<pod index>/<container>"): its position, and the Colonies time (nanoseconds) of the
+    newest log entry of the process that the position accounts for. Lines of the container in later entries come
+    after the position. `pods`: the pod whose log each pod index's positions are in (one may replace another)."""
 
     containers: dict[str, tuple[int, LogPosition | None]]
+    pods: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_annotation(self) -> str:
-        return json.dumps({key: f"{mark} {position or '-'}" for key, (mark, position) in
-                           sorted(self.containers.items())}, separators=(",", ":"))
+        data = {key: f"{mark} {position or '-'}" for key, (mark, position) in sorted(self.containers.items())}
+        data.update({f"{_POD_KEY}{index}": pod for index, pod in sorted(self.pods.items())})
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_annotation(cls, text: str | None) -> "Checkpoint":
@@ -167,7 +195,11 @@ class Checkpoint:
         except ValueError:
             return cls({})
         containers: dict[str, tuple[int, LogPosition | None]] = {}
+        pods: dict[str, str] = {}
         for key, value in (data.items() if isinstance(data, dict) else ()):
+            if str(key).startswith(_POD_KEY):
+                pods[str(key)[len(_POD_KEY):]] = str(value)
+                continue
             mark, _, rest = str(value).partition(" ")
             if not mark.isdigit():
                 continue
@@ -175,7 +207,7 @@ class Checkpoint:
             if position is None and rest.strip() != "-":
                 continue
             containers[str(key)] = (int(mark), position)
-        return cls(containers)
+        return cls(containers, pods)
 
 
 def message_lines(message: str) -> list[str]:

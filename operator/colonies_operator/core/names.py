@@ -37,12 +37,23 @@ ANNOTATION_OUTCOME = f"{GROUP}/outcome"
 # On an active Job: how far each container's log was shipped to Colonies (core/loglines.py, Checkpoint), so a
 # restarted operator resumes there. Written every few seconds while lines are shipped.
 ANNOTATION_LOG_CHECKPOINT = f"{GROUP}/log-checkpoint"
+# On a Job: the disruptions of its pods so far (JSON), so that a restarted operator keeps counting them against
+# spec.jobs.maxDisruptions (the disrupted pods themselves are gone by then).
+ANNOTATION_DISRUPTIONS = f"{GROUP}/disruptions"
+# On a Job: the process's walltime in seconds of running time, which the operator enforces (not activeDeadlineSeconds,
+# which would count the time queued and pending too).
+ANNOTATION_WALLTIME = f"{GROUP}/walltime-seconds"
 FINALIZER = f"{GROUP}/executor-cleanup"
 OWN_KEY_FIELD = "executorPrvKey"
 
 # The Job controller's own labels and annotations.
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+# Kueue's: a Job created suspended with this label waits in that LocalQueue; Kueue labels the Workload it makes for
+# the Job with the Job's uid.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 
 LABEL_VALUE_LIMIT = 63  # characters in a label value
 

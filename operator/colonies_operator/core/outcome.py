@@ -2,6 +2,10 @@
 
 Reads the Job's conditions and every container's state, so that a crash, an OOM kill, a deadline, an image
 that cannot be pulled or a pod that cannot be scheduled each end the process FAILED with the real reason.
+
+A pod the cluster disrupts (DisruptionTarget: eviction, preemption, node shutdown, a taint) is no failure: the
+Job controller replaces it (jobs.py), so it is left out here, and `disruption_of` describes it for the log and
+the cap (decide.py). A suspended Job (Kueue's queue) is "queued": its pods are stopped and nothing times out.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from .fs import STEP_IN, STEP_OUT, STEPS
 from .names import COMPLETION_INDEX, FailureReason
@@ -24,7 +28,7 @@ MAX_OUTPUT_BYTES = 4096  # the kubelet's own limit on a termination message
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """`state` is one of pending, running, succeeded, failed."""
+    """`state` is one of queued, pending, running, succeeded, failed."""
 
     state: str
     errors: tuple[str, ...] = ()
@@ -36,20 +40,114 @@ class Outcome:
         return self.state in ("succeeded", "failed")
 
 
-def _time(value: str | None) -> dt.datetime | None:
+def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return condition
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The object's status condition of this type, or None."""
+    for found in (obj.get("status") or {}).get("conditions") or []:
+        if found.get("type") == kind:
+            return found
     return None
 
 
 def job_finished(job: dict[str, Any]) -> bool:
     """True once the Job controller has decided: Complete, Failed or FailureTarget."""
-    return any((_condition(job, kind) or {}).get("status") == "True" for kind in ("Complete", "Failed", "FailureTarget"))
+    return any((condition(job, kind) or {}).get("status") == "True" for kind in ("Complete", "Failed", "FailureTarget"))
+
+
+def job_suspended(job: dict[str, Any]) -> bool:
+    """True while the Job is suspended (created so for Kueue, or suspended again by it): its pods are stopped."""
+    if "suspend" in (job.get("spec") or {}):
+        return bool(job["spec"]["suspend"])
+    return (condition(job, "Suspended") or {}).get("status") == "True"
+
+
+def _start_of_waiting(job: dict[str, Any], now: dt.datetime) -> dt.datetime:
+    """Since when the Job may create pods: its creation, or its last unsuspension (Kueue's admission)."""
+    suspended = condition(job, "Suspended")
+    if suspended and suspended.get("status") == "True":
+        return now  # unsuspended this moment (its spec says so): the Job controller has not taken it up yet
+    times = [parse_time((job.get("metadata") or {}).get("creationTimestamp")) or now,
+             parse_time((job.get("status") or {}).get("startTime"))]
+    if suspended and suspended.get("status") == "False":
+        times.append(parse_time(suspended.get("lastTransitionTime")))
+    return max(t for t in times if t is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Disruption:
+    """A pod the cluster stopped (its DisruptionTarget condition), not the process's own failure."""
+
+    pod: str
+    index: str
+    reason: str
+    message: str
+
+    def describe(self) -> str:
+        return f"pod {self.index} ({self.pod}): {self.reason}: {self.message}"
+
+
+def disruption_of(pod: dict[str, Any]) -> Disruption | None:
+    """The disruption of a pod the cluster stopped or is stopping, else None."""
+    target = condition(pod, "DisruptionTarget")
+    if not target or target.get("status") != "True":
+        return None
+    meta = pod.get("metadata") or {}
+    message = (pod.get("status") or {}).get("message") or target.get("message") or "no message"
+    return Disruption(pod=meta.get("name", "?"), index=(meta.get("annotations") or {}).get(COMPLETION_INDEX, "0"),
+                      reason=target.get("reason") or "DisruptionTarget", message=message)
+
+
+def disruptions_to_annotation(disruptions: Iterable[Disruption]) -> str:
+    return json.dumps([dataclasses.asdict(d) for d in disruptions], separators=(",", ":"))
+
+
+def disruptions_from_annotation(value: str | None) -> list[Disruption]:
+    """The disruptions a Job's annotation records; [] for none or a value that is not such a list."""
+    try:
+        items = json.loads(value) if value else []
+        return [Disruption(**{k: str(item.get(k, "")) for k in ("pod", "index", "reason", "message")})
+                for item in items if isinstance(item, dict)]
+    except (ValueError, TypeError, AttributeError):
+        return []
+
+
+def disruption_note(disruption: Disruption, count: int, limit: int, nodes: int) -> str:
+    """The process log's line for a disruption."""
+    others = " (the process's other pods run on; the new one starts its part over)" if nodes > 1 else ""
+    if count > limit:
+        then = f"that is more than spec.jobs.maxDisruptions ({limit}): the process fails"
+    else:
+        then = (f"Kubernetes starts a new pod in its place{others}; disruption {count} of the {limit} the process "
+                "may have (spec.jobs.maxDisruptions)")
+    return f"pod {disruption.index} ({disruption.pod}) was disrupted: {disruption.reason}: {disruption.message}; {then}"
+
+
+def too_many_disruptions(disruptions: Iterable[Disruption], limit: int) -> str:
+    """The error of a process failed for its disruptions, listing them."""
+    found = list(disruptions)
+    listed = "; ".join(d.describe() for d in found)
+    return (f"the process's pods were disrupted {len(found)} times, more than spec.jobs.maxDisruptions ({limit}) "
+            f"allows: {listed}. The cluster kept stopping this work (node drains, preemption, spot reclaims, node "
+            "pressure): submit it again, give its Jobs a higher priority or nodes that are not reclaimed, or raise "
+            "spec.jobs.maxDisruptions")
+
+
+def running_since(pods: Iterable[dict[str, Any]]) -> dt.datetime | None:
+    """When the process's current pods started running: the earliest container start among pods not disrupted
+    (a replacement pod starts the clock again). None while none has started."""
+    starts = []
+    for pod in pods:
+        if disruption_of(pod) is not None:
+            continue
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            state = status.get("state") or {}
+            started = (state.get("running") or state.get("terminated") or {}).get("startedAt")
+            if started:
+                starts.append(parse_time(started))
+    return min(starts) if starts else None
 
 
 def _pod_label(pod: dict[str, Any]) -> str:
@@ -117,15 +215,15 @@ def _step_failures(pod: dict[str, Any]) -> list[str]:
 
 
 def _evictions(pods: list[dict[str, Any]]) -> list[str]:
-    """The pods the kubelet evicted (node pressure) or that were preempted, with the node's reason."""
+    """The pods the kubelet evicted without marking them disrupted (a failure of the process, which Colonies does
+    not retry), with the node's reason."""
     found = []
     for pod in pods:
         status = pod.get("status") or {}
-        target = _condition(pod, "DisruptionTarget")
-        if status.get("reason") == "Evicted" or (target and target.get("status") == "True"):
-            message = status.get("message") or (target or {}).get("message") or "no message"
-            found.append(f"{_pod_label(pod)} was evicted from its node ({message}); the process can be retried "
-                         "(maxretries), or ask for resources the node can keep (requests = limits)")
+        if status.get("reason") == "Evicted" and disruption_of(pod) is None:
+            found.append(f"{_pod_label(pod)} was evicted from its node ({status.get('message') or 'no message'}); "
+                         "a failed process is not run again: submit it again, asking for resources the node can "
+                         "keep (requests = limits)")
     return found
 
 
@@ -161,9 +259,13 @@ def _pod_output(pods: list[dict[str, Any]]) -> tuple[Any, ...]:
 
 
 def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime, *,
-               pending_timeout: int, image_pull_grace: int, walltime: int | None = None) -> Outcome:
-    """The process's state as the Job and its pods show it at `now`."""
-    complete = _condition(job, "Complete")
+               pending_timeout: int, image_pull_grace: int, walltime: int | None = None,
+               had_pods: bool = False) -> Outcome:
+    """The process's state as the Job and its pods show it at `now`. Disrupted pods are left out: the Job
+    controller replaces them. `had_pods`: the Job is known to have had pods (a disrupted one), whatever its status
+    says for a moment."""
+    pods = [pod for pod in pods if disruption_of(pod) is None]
+    complete = condition(job, "Complete")
     if complete and complete.get("status") == "True":
         # The command succeeded; its results must have reached ColonyFS too (a sidecar's exit does not fail a pod).
         steps = [failure for pod in pods for failure in _step_failures(pod)]
@@ -172,14 +274,15 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
         return Outcome("succeeded", output=_pod_output(pods))
 
     # FailureTarget comes first (the controller then stops the pods and sets Failed).
-    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    failed = condition(job, "Failed") or condition(job, "FailureTarget")
     if failed and failed.get("status") == "True":
         errors = []
         reason = failed.get("reason") or "Failed"
         kind = FailureReason.DEADLINE if reason == "DeadlineExceeded" else _failure_kind(pods)
         if reason == "DeadlineExceeded":
             limit = f" of {walltime}s" if walltime else ""
-            errors.append(f"walltime{limit} exceeded: the Job was stopped (DeadlineExceeded); "
+            errors.append(f"walltime{limit} exceeded: the containers ran that long (counted from their start; "
+                          "time queued or waiting for a node does not count) and were stopped (DeadlineExceeded); "
                           "raise conditions.walltime if the work needs longer")
         errors.extend(_evictions(pods))
         for pod in pods:
@@ -188,13 +291,18 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
             errors.append(f"the Job failed ({reason}): {failed.get('message') or 'no message'}")
         return Outcome("failed", errors=tuple(errors), reason=kind)
 
+    if job_suspended(job):
+        return Outcome("queued")  # its pods are being stopped, not failing; nothing times out while it waits
+
     # Still going: look for pods that will never run.
-    created = _time((job.get("metadata") or {}).get("creationTimestamp")) or now
+    created = _start_of_waiting(job, now)
     errors = []
     kind = FailureReason.OTHER
     any_running = False
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
+        if phase == "Failed" and (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue  # deleted by someone (or stopped as its Job is suspended): the Job's verdict decides
         if phase == "Failed":
             # backoffLimit 0 fails the Job next; say so now with the real reason.
             return Outcome("failed", errors=tuple(_evictions([pod]) or _container_failures(pod) + _step_failures(pod)
@@ -202,20 +310,20 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
                                                       f"{(pod.get('status') or {}).get('message') or 'no message'}"]),
                            reason=_failure_kind([pod]))
         any_running = any_running or phase in ("Running", "Succeeded")
-        scheduled = _condition(pod, "PodScheduled")
-        sandbox = _condition(pod, "PodReadyToStartContainers")
+        scheduled = condition(pod, "PodScheduled")
+        sandbox = condition(pod, "PodReadyToStartContainers")
         if (phase == "Pending" and sandbox and sandbox.get("status") == "False"
                 and (scheduled or {}).get("status") == "True"):
             # The kubelet sets up volumes before the sandbox: a ConfigMap, Secret or claim a pod template names
             # that does not exist keeps the pod here, with the reason only in its events.
-            since = _time(sandbox.get("lastTransitionTime")) or created
+            since = parse_time(sandbox.get("lastTransitionTime")) or created
             if (now - since).total_seconds() >= pending_timeout:
                 errors.append(f"{_pod_label(pod)} did not start within {pending_timeout}s: its volumes could not be "
                               "mounted (a ConfigMap, Secret or PersistentVolumeClaim that does not exist?) or its "
                               "sandbox not created; kubectl describe pod shows the kubelet's events")
         if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-            since = _time(scheduled.get("lastTransitionTime")) or created
-            pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or since
+            since = parse_time(scheduled.get("lastTransitionTime")) or created
+            pod_created = parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or since
             if (now - min(since, pod_created)).total_seconds() >= pending_timeout:
                 kind = FailureReason.UNSCHEDULABLE
                 errors.append(f"{_pod_label(pod)} could not be scheduled for {pending_timeout}s: "
@@ -225,7 +333,7 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
         for status in (status_of.get("initContainerStatuses") or []) + (status_of.get("containerStatuses") or []):
             waiting = (status.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason")
-            pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or created
+            pod_created = parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or created
             waited = (now - pod_created).total_seconds()
             if reason in IMAGE_PULL_REASONS and (waited >= image_pull_grace or reason in
                                                    ("InvalidImageName", "ErrImageNeverPull")):
@@ -245,7 +353,8 @@ def outcome_of(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datetime
     if errors:
         return Outcome("failed", errors=tuple(errors), reason=kind)
     job_status = job.get("status") or {}
-    pods_existed = any(job_status.get(k) for k in ("active", "ready", "failed", "succeeded", "terminating"))
+    pods_existed = had_pods or any(job_status.get(k) for k in ("active", "ready", "failed", "succeeded",
+                                                                 "terminating"))
     if (now - created).total_seconds() >= pending_timeout and not pods and not pods_existed:
         return Outcome("failed", errors=(f"no pod was created for the Job within {pending_timeout}s; check the "
                                          "namespace's ResourceQuota and the Job's events",),
@@ -257,16 +366,18 @@ def recheck_after(job: dict[str, Any], pods: list[dict[str, Any]], now: dt.datet
                   image_pull_grace: int) -> float | None:
     """Seconds until a time limit could change the outcome of a Job that waits (a pending pod, an image that
     cannot be pulled yet); None when only an event can change it."""
-    created = _time((job.get("metadata") or {}).get("creationTimestamp")) or now
+    if job_suspended(job):
+        return None
+    created = _start_of_waiting(job, now)
     limits = []
     if not pods:
         limits.append(created + dt.timedelta(seconds=pending_timeout))
     for pod in pods:
-        pod_created = _time((pod.get("metadata") or {}).get("creationTimestamp")) or created
+        pod_created = parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or created
         if (pod.get("status") or {}).get("phase") == "Pending":
             limits.append(pod_created + dt.timedelta(seconds=pending_timeout))
             limits.append(pod_created + dt.timedelta(seconds=image_pull_grace))
-            sandbox = _time((_condition(pod, "PodReadyToStartContainers") or {}).get("lastTransitionTime"))
+            sandbox = parse_time((condition(pod, "PodReadyToStartContainers") or {}).get("lastTransitionTime"))
             if sandbox:
                 limits.append(sandbox + dt.timedelta(seconds=pending_timeout))
     future = [(limit - now).total_seconds() for limit in limits if limit > now]

@@ -24,6 +24,8 @@ The mapping (compatible with the official container executors' `execute` convent
   than run it without its files. Not with conditions.nodes > 1.
 - With the cluster's GPU models known (capabilities), a process asking for another model fails at once:
   Colonies does not match conditions.gpu.name when it assigns, and an executor cannot hand a process back.
+  The models of cordoned nodes count, and so do those the resource declares (spec.gpu.models: a pool an
+  autoscaler scales from zero), whose pods wait for a node up to spec.jobs.scaleUpTimeoutSeconds.
 
 jobs.build_job turns a plan into the Job manifest.
 """
@@ -105,8 +107,9 @@ def _flag(value: Any) -> bool:
 def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection[str] | None = None) -> JobPlan:
     """Validates the process against what the operator can run. Raises InvalidProcess.
 
-    `gpu_models`: the GPU models of the cluster (capabilities.gpu_models); None when not known, and then
-    conditions.gpu.name is not checked here (its Job stays unschedulable, and fails after the pending timeout).
+    `gpu_models`: the GPU models of the cluster's nodes (capabilities.gpu_models_provided); None when not known,
+    and then conditions.gpu.name is not checked here (its Job stays unschedulable, and fails after the pending
+    timeout). The models of spec.gpu.models are always accepted.
     """
     spec = process.spec
     if spec.funcname not in config.functions:
@@ -182,12 +185,15 @@ def plan_job(process: Process, config: ExecutorConfig, *, gpu_models: Collection
     if gpu_name and (len(gpu_name) > LABEL_VALUE_LIMIT or not _LABEL_VALUE.match(gpu_name)):
         raise InvalidProcess(f"conditions.gpu.name {gpu_name[:100]!r} cannot be matched against a node label: "
                              "use at most 63 letters, digits, '-', '_' or '.'")
-    if gpu_name and gpu_models is not None and gpu_name not in gpu_models:
+    if gpu_name and gpu_models is not None and gpu_name not in gpu_models and gpu_name not in config.gpu.models:
         have = (f"its GPU models are {', '.join(repr(m) for m in sorted(gpu_models))}" if gpu_models
                 else "no node with GPUs has a model")
+        declared = (f"; spec.gpu.models declares {', '.join(repr(m) for m in config.gpu.models)}"
+                    if config.gpu.models else "")
         raise InvalidProcess(f"conditions.gpu.name {gpu_name!r}: no node of this cluster has that GPU model "
-                             f"({have}, per node label {config.gpu.node_label}); ask for one of those, or "
-                             "submit to an executor that has it")
+                             f"({have}, per node label {config.gpu.node_label}{declared}); ask for one of those, "
+                             "or submit to an executor that has it. If an autoscaler adds nodes of that model, "
+                             "the executor's owner declares it in spec.gpu.models")
     walltime = conditions.walltime
     if not isinstance(walltime, int) or isinstance(walltime, bool) or walltime < 0:
         raise InvalidProcess(f"conditions.walltime must be a non-negative number of seconds, not {walltime!r}")

@@ -11,6 +11,7 @@ from ..colonies import Process
 from ..core.config import ExecutorConfig
 from ..core.decide import ProcessView
 from ..core.names import FailureReason, ProcessOutcome, job_name
+from ..core.outcome import Disruption
 from ..core.plan import JobPlan
 from .attempt_logs import AttemptLogs
 
@@ -52,6 +53,13 @@ class Attempt:
     added_at: float = dataclasses.field(default_factory=time.monotonic)
     fixed_job_name: str = ""
     assignment: dt.datetime | None = None  # of a Job found after a start (its annotation), until the process is read
+    # The pods the cluster disrupted (by pod name), the last note written to the process log, and whether the
+    # Job waits in a queue now.
+    disruptions: dict[str, Disruption] = dataclasses.field(default_factory=dict)
+    disruptions_recorded: int = 0  # on the Job's annotation
+    walltime_stopped: bool = False  # the Job's deadline was set: it stops now
+    note: str | None = None  # the last written
+    queued: bool = False
 
     @property
     def key(self) -> Key:

@@ -10,6 +10,11 @@ process is closed.
 Where each container's log was shipped up to is written on the Job every few seconds (a Checkpoint, with the
 Colonies time of the newest entry it accounts for). An adopted attempt reads it back, and of the process's log in
 Colonies only the entries after it, a few at a time (core/loglines.py, AlreadyShipped).
+
+A pod that replaces another (Kubernetes replaced a disrupted one, or Kueue restarted the Job) is followed once the
+old pod's lines are all shipped, after a line saying so; a note about a pod (why it was disrupted) waits for that
+pod's lines too. So the log reads in order, each line once. The checkpoint names the pod of each index, and a
+replacement line in Colonies after it tells a restarted operator that the index went on in another pod.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..colonies import ColoniesError, LogEntry
 from ..core.fs import STEPS
-from ..core.loglines import AlreadyShipped, Checkpoint, LogPosition, line_prefix, message_lines
+from ..core.loglines import (AlreadyShipped, Checkpoint, LogPosition, line_prefix, message_lines, note_line,
+                             replaced_pod, replacement_line)
 from ..core.names import ANNOTATION_LOG_CHECKPOINT, COMPLETION_INDEX
 from ..core.plan import JobPlan
 from ..kube.api import KubeApi, KubeError
@@ -101,36 +107,81 @@ class AttemptLogs:
         self._checkpoint: dict[str, tuple[int, LogPosition | None]] = {}
         self._written: str | None = None
         self._writer: asyncio.Task | None = None
+        self._pod_of_index: dict[str, str] = {}  # the pod whose lines are shipped for each pod index
+        self._notes_after_pod: list[tuple[str, str]] = []  # (pod, note): shipped once the pod's lines are
         self._drain_started: float | None = None
         self.shipper = LogShipper(lambda message: identity.client.add_log(pid, message, identity.prvkey),
                                   on_refused, name=f"process {pid}", newest=self._newest_entry,
                                   on_stored=self._stored, mark_seconds=limits.checkpoint_seconds)
         self.drained = False
 
-    async def follow(self, plan: JobPlan | None, pods: Pods, started: dt.datetime | None) -> bool:
+    async def follow(self, plan: JobPlan | None, pods: Pods, started: dt.datetime | None, *,
+                     running_replacements: bool = True) -> bool:
         """Starts a follower for every container of `pods` that runs or ran and has none yet. An adopted attempt
-        first reads where its containers were shipped up to. False when that cannot be read yet."""
+        first reads where its containers were shipped up to; False when that cannot be read yet. A pod replacing
+        another waits until the other's lines are shipped; without `running_replacements` (draining: the process
+        ends), one whose containers still run is not followed at all."""
         if plan is None or self.shipper.closed:
             return True
+        self._ship_notes()
         multi = plan.containers_total > 1
         for pod in pods:
             meta = pod["metadata"]
+            name = meta["name"]
             index = (meta.get("annotations") or {}).get(COMPLETION_INDEX, "0")
-            for status in _statuses(pod):
-                state = status.get("state") or {}
-                key = (meta["name"], status["name"])
-                if key in self._followers or not (state.get("running") or state.get("terminated")):
-                    continue
+            new = [status for status in _statuses(pod)
+                   if (name, status["name"]) not in self._followers
+                   and ((status.get("state") or {}).get("running") or (status.get("state") or {}).get("terminated"))]
+            if not new:
+                continue
+            if self._restored is None:
+                if self._job() is None:
+                    return False  # its checkpoint is on the Job: wait for the view to show it
+                self._restored = await self._restore(plan, started)
                 if self._restored is None:
-                    if self._job() is None:
-                        return False  # its checkpoint is on the Job: wait for the view to show it
-                    self._restored = await self._restore(plan, started)
-                    if self._restored is None:
-                        return False  # Colonies cannot say what it holds yet: follow later, from the right place
-                position, ahead = self._restored.pop(container_key(index, status["name"]), (None, None))
-                self._start_follower(meta["name"], status["name"], container_key(index, status["name"]),
-                                     line_prefix(index, status["name"], multi or status["name"] in STEPS), position, ahead)
+                    return False  # Colonies cannot say what it holds yet: follow later, from the right place
+            current = self._pod_of_index.get(index)
+            if current is not None and current != name:
+                if self._following(current):
+                    continue  # the old pod's last lines first: its follower's end wakes the attempt
+                if not running_replacements and any((s.get("state") or {}).get("running") for s in new):
+                    continue
+                self._ship_notes()
+                self.shipper.add(replacement_line(index, name, current))
+                for status in new:  # where the old pod was shipped up to says nothing of this one
+                    self._restored.pop(container_key(index, status["name"]), None)
+                    self._checkpoint.pop(container_key(index, status["name"]), None)
+            self._pod_of_index[index] = name
+            for status in new:
+                key = container_key(index, status["name"])
+                position, ahead = self._restored.pop(key, (None, None))
+                self._start_follower(name, status["name"], key,
+                                     line_prefix(index, status["name"], multi or status["name"] in STEPS),
+                                     position, ahead)
         return True
+
+    def note(self, text: str) -> None:
+        """A line of the operator's own in the process log (why it waits)."""
+        if not self.shipper.closed:
+            self.shipper.add(note_line(text))
+
+    def note_after_pod(self, pod_name: str, text: str) -> None:
+        """A line about a pod (why it was disrupted), shipped once that pod's own lines are."""
+        self._notes_after_pod.append((pod_name, text))
+        self._ship_notes()
+
+    def _following(self, pod_name: str) -> bool:
+        return any(pod == pod_name and not follower.finished.is_set()
+                   for (pod, _), follower in self._followers.items())
+
+    def _ship_notes(self, force: bool = False) -> None:
+        waiting = []
+        for pod_name, text in self._notes_after_pod:
+            if not force and self._following(pod_name):
+                waiting.append((pod_name, text))
+            else:
+                self.note(text)
+        self._notes_after_pod = waiting
 
     def _start_follower(self, pod_name: str, container: str, key: str, prefix: str, position: LogPosition | None,
                         ahead: AlreadyShipped | None) -> None:
@@ -160,10 +211,12 @@ class AttemptLogs:
                        started: dt.datetime | None) -> dict[str, tuple[LogPosition | None, AlreadyShipped]] | None:
         """Per container: the position the Job's checkpoint holds, and the lines Colonies holds after it. None
         when Colonies cannot say now (the attempt is woken to try again). A container the checkpoint does not
-        name counts from the attempt's start (entries logged before it belong to earlier attempts)."""
+        name counts from the attempt's start (entries logged before it belong to earlier attempts). A replacement
+        line after the checkpoint starts its pod index over: the new pod's lines from its first."""
         job = self._job() or {}
         text = ((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_LOG_CHECKPOINT)
-        checkpoint = Checkpoint.from_annotation(text).containers
+        saved = Checkpoint.from_annotation(text)
+        checkpoint, pod_of_index = dict(saved.containers), dict(saved.pods)
         attempt_start = int(started.timestamp() * 1_000_000) * 1000 - 1 if started else 0
         multi = plan.containers_total > 1
         steps = plan.fs.steps if plan.fs else []
@@ -180,6 +233,17 @@ class AttemptLogs:
                                                       count=RESTORE_PAGE)
                 for entry in page:
                     for line in message_lines(entry.message):
+                        replaced = replaced_pod(line)
+                        if replaced:
+                            index, pod = replaced
+                            later = [key for key in marks if key.split("/", 1)[0] == index
+                                     and entry.timestamp > marks[key]]
+                            for key in later:
+                                ahead[key] = AlreadyShipped()
+                                checkpoint.pop(key, None)
+                            if later or index not in pod_of_index:
+                                pod_of_index[index] = pod
+                            continue
                         # The operator's own lines have no prefix; a step's lines always have one.
                         match = _PREFIX.match(line)
                         key = container_key(match.group(1), match.group(2)) if match else ""
@@ -196,6 +260,7 @@ class AttemptLogs:
             asyncio.get_running_loop().call_later(RESTORE_RETRY_SECONDS, self._wake)
             return None
         self._checkpoint = {key: value for key, value in checkpoint.items() if key in marks}
+        self._pod_of_index = pod_of_index
         self._written = text
         log.info("process %s: resuming its log %s, %d lines in Colonies after it", self._pid,
                  "at the Job's checkpoint" if checkpoint else "from the attempt's start", read)
@@ -218,7 +283,7 @@ class AttemptLogs:
 
     async def _write_checkpoint(self) -> None:
         while not self.shipper.closed:
-            text = Checkpoint(dict(self._checkpoint)).to_annotation()
+            text = Checkpoint(dict(self._checkpoint), dict(self._pod_of_index)).to_annotation()
             if text == self._written:
                 return
             try:
@@ -235,7 +300,7 @@ class AttemptLogs:
         """Ships every line before the process is closed (Colonies refuses logs after). None when done, else
         seconds until the next look. A container that never had a slot is read once now; a follower that reads
         nothing for DRAIN_STALL_SECONDS is given up."""
-        if not await self.follow(plan, pods, started):
+        if not await self.follow(plan, pods, started, running_replacements=False):
             return RESTORE_RETRY_SECONDS
         self._final_read.set()
         now = asyncio.get_running_loop().time()
@@ -249,6 +314,7 @@ class AttemptLogs:
             log.warning("process %s: %s read nothing for %.0fs; closing without the rest of its log",
                         self._pid, follower.name, DRAIN_STALL_SECONDS)
             follower.stop()
+        self._ship_notes(force=True)
         if await self.shipper.flush():
             self.drained = True
             return None

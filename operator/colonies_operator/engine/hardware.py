@@ -7,7 +7,7 @@ import logging
 from typing import Any, Callable
 
 from ..colonies import ColoniesError
-from ..core.capabilities import capabilities_for, gpu_models
+from ..core.capabilities import capabilities_for, gpu_models_provided
 from ..core.config import ExecutorConfig
 from ..kube.cache import NodeView
 from .registration import Identity
@@ -19,7 +19,7 @@ RETRY_SECONDS = 5.0
 
 class CapabilitiesReporter:
     """Watches the Nodes for one executor and sends its capabilities when they change. `on_gpu_models` is told
-    the cluster's GPU models whenever the capabilities are computed."""
+    the GPU models of the cluster's nodes (cordoned ones included) whenever the capabilities are computed."""
 
     def __init__(self, nodes: NodeView, subscriber: str, name: str,
                  on_gpu_models: Callable[[frozenset[str]], None]) -> None:
@@ -40,7 +40,7 @@ class CapabilitiesReporter:
         if nodes is None:
             return None
         capabilities = capabilities_for(nodes, config)
-        self._on_gpu_models(gpu_models(capabilities["hardware"]))
+        self._on_gpu_models(gpu_models_provided(nodes, config))
         return capabilities
 
     def registered(self, config: ExecutorConfig, identity: Identity, sent: dict[str, Any] | None) -> None:

@@ -31,10 +31,18 @@ from ..core.conditions import Problem
 from ..core.config import ExecutorConfig
 from ..core.decide import Act, Decision, Facts, ProcessView, decide, same_assignment, view_of
 from ..core.jobs import build_job, debug_log, release_patch
-from ..core.names import FailureReason, ProcessOutcome, job_name
+from ..core.names import ANNOTATION_DISRUPTIONS, FailureReason, ProcessOutcome, job_name
+from ..core.outcome import (
+    disruption_note,
+    disruption_of,
+    disruptions_from_annotation,
+    disruptions_to_annotation,
+    job_finished,
+    job_suspended,
+)
 from ..core.plan import InvalidProcess, plan_job
 from ..kube.api import KubeApi, KubeError
-from ..kube.cache import ClusterView, job_of_pod
+from ..kube.cache import ClusterView, job_of_pod, job_of_workload
 from . import metrics
 from .attempt import Attempt, Key
 from .attempt_logs import AttemptLogs, LogLimits
@@ -116,8 +124,14 @@ class Reconciler:
     def active(self) -> int:
         return len(self.attempts)
 
+    @property
+    def queued(self) -> int:
+        """Attempts whose Job waits in a queue (suspended) now."""
+        return sum(1 for attempt in self.attempts.values() if attempt.queued)
+
     def know_gpu_models(self, models: frozenset[str] | None) -> None:
-        """The cluster's GPU models (from its Nodes): a process taken from now on asking for another fails."""
+        """The GPU models of the cluster's Nodes: a process taken from now on asking for another, not declared in
+        spec.gpu.models either, fails."""
         self._gpu_models = models
 
     def add(self, process: Process, config: ExecutorConfig, identity: "Identity", *, adopted: bool,
@@ -148,6 +162,8 @@ class Reconciler:
         self.attempts[key] = attempt
         self._by_job[(attempt.namespace, attempt.job_name)] = key
         self.view.use(attempt.namespace)
+        if config.jobs.queue_name:
+            self.view.use_workloads(attempt.namespace)
         metrics.set_active(self.executor_label, len(self.attempts))
         self.queue.add(key)
         self._on_change()
@@ -192,6 +208,8 @@ class Reconciler:
         self._by_job.pop((attempt.namespace, attempt.job_name), None)
         self.queue.forget(attempt.key)
         asyncio.get_running_loop().create_task(self.view.release(attempt.namespace))
+        if attempt.config.jobs.queue_name:
+            asyncio.get_running_loop().create_task(self.view.release_workloads(attempt.namespace))
         metrics.set_active(self.executor_label, len(self.attempts))
         if count and attempt.outcome:
             metrics.process_finished(self.executor_label, attempt.outcome.value,
@@ -207,6 +225,8 @@ class Reconciler:
     def on_cluster_event(self, namespace: str, kind: str, obj: dict[str, Any] | None, last: dict[str, Any]) -> None:
         if kind == "jobs":
             job = last["metadata"]["name"]
+        elif kind == "workloads":
+            job = job_of_workload(last)
         else:
             job = job_of_pod(last)
         key = self._by_job.get((namespace, job))
@@ -264,12 +284,47 @@ class Reconciler:
             attempt.job_expected = True
         if attempt.view == ProcessView.UNKNOWN and time.monotonic() >= attempt.unknown_until:
             attempt.view = ProcessView.UNCONFIRMED
+        self._observe_disruptions(attempt)
+
+    def _observe_disruptions(self, attempt: Attempt) -> None:
+        """Records the pods the cluster disrupted (those the Job's annotation lists first, after a restart), each
+        with a line in the process log once the pod's own lines are shipped. Pods stopped because the Job was
+        suspended (Kueue) or finished are not disruptions."""
+        job = self.view.job(attempt.namespace, attempt.job_name) or attempt.job_direct
+        if job is None:
+            return
+        if not attempt.disruptions:
+            recorded = (job.get("metadata") or {}).get("annotations") or {}
+            for disruption in disruptions_from_annotation(recorded.get(ANNOTATION_DISRUPTIONS)):
+                attempt.disruptions[disruption.pod] = disruption
+            attempt.disruptions_recorded = len(attempt.disruptions)
+        if job_suspended(job) or job_finished(job):
+            return
+        pods = self.view.pods(attempt.namespace, attempt.job_name) + list(attempt.departed_pods.values())
+        for pod in pods:
+            disruption = disruption_of(pod)
+            if disruption is None or disruption.pod in attempt.disruptions:
+                continue
+            attempt.disruptions[disruption.pod] = disruption
+            config, nodes = attempt.config.jobs, attempt.plan.nodes if attempt.plan else 1
+            log.info("process %s: pod %s was disrupted (%s: %s)", attempt.pid, disruption.pod, disruption.reason,
+                     disruption.message)
+            attempt.logs.note_after_pod(disruption.pod, disruption_note(
+                disruption, len(attempt.disruptions), config.max_disruptions, nodes))
 
     def facts(self, attempt: Attempt) -> Facts:
         """What is known of the attempt now, as plain data for `decide` (reading changes nothing)."""
         job = self.view.job(attempt.namespace, attempt.job_name) or attempt.job_direct
         config = attempt.config.jobs
         failing = time.monotonic() - attempt.create_failing_since if attempt.create_failing_since else 0.0
+        plan = attempt.plan
+        autoscaled = plan.gpu_name if plan and plan.gpu_name in attempt.config.gpu.models else ""
+        workload, problem = None, None
+        if config.queue_name:
+            workload = self.view.workload(attempt.namespace, attempt.job_name)
+            problem = self.view.workloads_problem(attempt.namespace)
+            if problem and "403" in problem:
+                problem += "; grant the operator get, list and watch on workloads.kueue.x-k8s.io (the chart does)"
         return Facts(
             process=attempt.view, now=self.kube.now(), pending_timeout=config.pending_timeout_seconds,
             image_pull_grace=config.image_pull_grace_seconds, walltime=attempt.plan.walltime if attempt.plan else None,
@@ -278,7 +333,12 @@ class Reconciler:
             job_absent_confirmed=attempt.job_absent_confirmed, job_deleted=attempt.job_deleted,
             job_released=attempt.job_released, active_pods=tuple(self.view.pods(attempt.namespace, attempt.job_name)),
             final_pods=attempt.final_pods, logs_drained=attempt.logs.drained, create_error=attempt.create_error,
-            create_failing_seconds=failing, create_timeout=float(config.create_timeout_seconds))
+            create_failing_seconds=failing, create_timeout=float(config.create_timeout_seconds),
+            disruptions=tuple(attempt.disruptions.values()), disruptions_recorded=attempt.disruptions_recorded,
+            max_disruptions=config.max_disruptions, nodes=plan.nodes if plan else 1, queue_name=config.queue_name,
+            workload=workload, workloads_problem=problem, autoscaled_model=autoscaled,
+            model_present=not autoscaled or self._gpu_models is None or autoscaled in self._gpu_models,
+            scale_up_timeout=config.scale_up_timeout_seconds, walltime_stopped=attempt.walltime_stopped)
 
     async def _reconcile(self, attempt: Attempt) -> None:
         for _ in range(MAX_STEPS):
@@ -289,6 +349,7 @@ class Reconciler:
             log.debug("process %s attempt %d: %s (%s)", attempt.pid, attempt.process.retries, decision.act.value,
                       decision.why)
             if decision.act == Act.WAIT:
+                self._waiting(attempt, decision)
                 if not attempt.job_deleted:
                     await attempt.logs.follow(attempt.plan, self.view.pods(attempt.namespace, attempt.job_name),
                                               attempt.process.starttime)
@@ -300,6 +361,15 @@ class Reconciler:
                 self.queue.add_after(attempt.key, delay)
                 return
         self.queue.add(attempt.key)
+
+    def _waiting(self, attempt: Attempt, decision: Decision) -> None:
+        """What a wait means beyond waiting: a new reason in the process log, the queued count."""
+        if decision.note and decision.note != attempt.note:  # a wait for another reason (Colonies away) keeps it
+            attempt.note = decision.note
+            attempt.logs.note(decision.note)
+        if decision.queued != attempt.queued:
+            attempt.queued = decision.queued
+            self._on_change()
 
     async def _do(self, attempt: Attempt, decision: Decision) -> float | None:
         """Does the decided thing; None to decide again at once, else seconds until the next look."""
@@ -335,6 +405,15 @@ class Reconciler:
             return await self._delete_job(attempt, decision.why)
         if act == Act.RELEASE_JOB:
             return await self._release_job(attempt)
+        if act == Act.RECORD_DISRUPTIONS:
+            return await self._patch_job(attempt, {"metadata": {"annotations": {
+                ANNOTATION_DISRUPTIONS: disruptions_to_annotation(attempt.disruptions.values())}}},
+                "record its disruptions on", lambda: setattr(attempt, "disruptions_recorded",
+                                                              len(attempt.disruptions)))
+        if act == Act.STOP_AT_WALLTIME:
+            log.info("process %s: %s; stopping its Job", attempt.pid, decision.why)
+            return await self._patch_job(attempt, {"spec": {"activeDeadlineSeconds": decision.deadline}},
+                                         "stop at its walltime", lambda: setattr(attempt, "walltime_stopped", True))
         if act == Act.FORGET:
             self._drop(attempt)
             return None
@@ -495,6 +574,16 @@ class Reconciler:
         attempt.job_deleted = True
         attempt.job_direct = None
         attempt.logs.close()
+        return None
+
+    async def _patch_job(self, attempt: Attempt, patch: dict[str, Any], what: str,
+                         done: Callable[[], None]) -> float | None:
+        try:
+            await self.kube.patch_job(attempt.namespace, attempt.job_name, patch)
+        except KubeError as err:
+            log.warning("process %s: cannot %s Job %s yet (%s)", attempt.pid, what, attempt.job_name, err)
+            return 5.0
+        done()
         return None
 
     async def _release_job(self, attempt: Attempt) -> float | None:

@@ -352,6 +352,7 @@ class ExecutorRuntime:
             "executorId": self.identity.executor_id if self.identity else None,
             "executorName": self.config.executor_name if self.config else None,
             "activeProcesses": self.reconciler.active,
+            "queuedProcesses": self.reconciler.queued,
             "succeededProcesses": self.reconciler.succeeded,
             "failedProcesses": self.reconciler.failed,
             "lastAssignmentTime": self.last_assignment,

@@ -8,6 +8,10 @@ finished Jobs kept for `kubectl logs`.
 
 `synced` is True only while the view is complete: after a successful list, until a watch breaks. A
 decision that something is gone is taken on a synced view only (see decide.py).
+
+Kueue's Workloads are watched only where an executor queues its Jobs (spec.jobs.queueName), and are optional:
+without Kueue, or without the right to read them, the view of Jobs and pods stays synced and a queued process only
+lacks Kueue's reason for waiting.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ import asyncio
 import logging
 from typing import Any, Callable
 
-from ..core.names import JOB_NAME_LABELS, JOB_STATE_ACTIVE, LABEL_EXECUTOR_ID, LABEL_JOB_STATE, owned_selector
+from ..core.names import (
+    JOB_NAME_LABELS,
+    JOB_STATE_ACTIVE,
+    KUEUE_JOB_UID_LABEL,
+    LABEL_EXECUTOR_ID,
+    LABEL_JOB_STATE,
+    owned_selector,
+)
 from .api import KubeApi, KubeError
 
 log = logging.getLogger(__name__)
@@ -36,10 +47,16 @@ CLUSTER_KINDS = {
     "nodes": ("/api/v1/nodes", "", ""),
 }
 
+# Kueue's Workloads (v1beta2; Kueue before 0.15 serves v1beta1 only), in the namespaces of queued Jobs.
+OPTIONAL_KINDS = {
+    "workloads": ("/apis/kueue.x-k8s.io/v1beta2/namespaces/{ns}/workloads", KUEUE_JOB_UID_LABEL, ""),
+}
+OLDER_PATHS = {"workloads": "/apis/kueue.x-k8s.io/v1beta1/namespaces/{ns}/workloads"}
+
 
 # The spec fields kept per kind: a Node's taints and cordon decide whether this executor's Jobs can land there
-# (core/capabilities.py); of Jobs and pods only the status is read.
-SPEC_KEPT = {"nodes": ("taints", "unschedulable")}
+# (core/capabilities.py); a Job's suspension is its queue, its deadline the operator's walltime (decide.py).
+SPEC_KEPT = {"nodes": ("taints", "unschedulable"), "jobs": ("suspend", "activeDeadlineSeconds")}
 
 
 def slim(obj: dict[str, Any], kind: str = "") -> dict[str, Any]:
@@ -63,13 +80,23 @@ def job_of_pod(pod: dict[str, Any]) -> str:
     return ""
 
 
+def job_of_workload(workload: dict[str, Any]) -> str:
+    """The name of the Job a Kueue Workload stands for (its owner), or ""."""
+    for owner in (workload.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "Job":
+            return owner.get("name") or ""
+    return ""
+
+
 class Reflector:
     """Keeps `objects` (by name) equal to the API server's, for one kind in one namespace."""
 
     def __init__(self, api: KubeApi, namespace: str, kind: str, listener: Listener) -> None:
         self.api, self.namespace, self.kind = api, namespace, kind
-        path, self.label_selector, self.field_selector = KINDS.get(kind) or CLUSTER_KINDS[kind]
+        path, self.label_selector, self.field_selector = (KINDS.get(kind) or CLUSTER_KINDS.get(kind)
+                                                           or OPTIONAL_KINDS[kind])
         self.path = path.format(ns=namespace)
+        self._older_path = OLDER_PATHS.get(kind, "").format(ns=namespace)
         self.objects: dict[str, dict[str, Any]] = {}
         self.synced = False
         self.synced_event = asyncio.Event()
@@ -105,6 +132,9 @@ class Reflector:
             except asyncio.CancelledError:
                 raise
             except KubeError as err:
+                if err.status == 404 and self._older_path:  # an API version this server does not serve
+                    self.path, self._older_path = self._older_path, ""
+                    continue
                 if err.status != 410:  # 410: history compacted; list again at once
                     self._unsynced(err)
                     await asyncio.sleep(delay)
@@ -203,6 +233,8 @@ class ClusterView:
         self._users: dict[str, int] = {}
         self._subscribers: dict[str, Callable[[str, str, dict[str, Any] | None, dict[str, Any]], None]] = {}
         self._pods_by_job: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._workload_users: dict[str, int] = {}
+        self._workloads_by_job: dict[tuple[str, str], dict[str, Any]] = {}
 
     def subscribe(self, executor_label: str, callback: Callable[[str, str, dict[str, Any] | None,
                                                                    dict[str, Any]], None]) -> None:
@@ -233,10 +265,44 @@ class ClusterView:
             del self._pods_by_job[key]
         await asyncio.gather(*(reflector.stop() for reflector in stopping if reflector))
 
+    def use_workloads(self, namespace: str) -> None:
+        """Watches Kueue's Workloads in `namespace` too (reference-counted)."""
+        self._workload_users[namespace] = self._workload_users.get(namespace, 0) + 1
+        if self._workload_users[namespace] == 1:
+            reflector = Reflector(self.api, namespace, "workloads",
+                                  lambda k, obj, last, ns=namespace: self._route(ns, k, obj, last))
+            self._reflectors[(namespace, "workloads")] = reflector
+            reflector.start()
+
+    async def release_workloads(self, namespace: str) -> None:
+        self._workload_users[namespace] = self._workload_users.get(namespace, 1) - 1
+        if self._workload_users[namespace] > 0:
+            return
+        del self._workload_users[namespace]
+        reflector = self._reflectors.pop((namespace, "workloads"), None)
+        if reflector:
+            await reflector.stop()
+        for key in [k for k in self._workloads_by_job if k[0] == namespace]:
+            del self._workloads_by_job[key]
+
+    def workload(self, namespace: str, job: str) -> dict[str, Any] | None:
+        """The Kueue Workload of this Job, as last seen; None when none is known."""
+        return self._workloads_by_job.get((namespace, job))
+
+    def workloads_problem(self, namespace: str) -> str | None:
+        """Why the Workloads of `namespace` cannot be read now (None: they can, or are not watched)."""
+        reflector = self._reflectors.get((namespace, "workloads"))
+        if reflector is None or reflector.synced:
+            return None
+        return str(reflector.problem) if reflector.problem else "not listed yet"
+
     async def close(self) -> None:
         for namespace in list(self._users):
             self._users[namespace] = 1
             await self.release(namespace)
+        for namespace in list(self._workload_users):
+            self._workload_users[namespace] = 1
+            await self.release_workloads(namespace)
         await self.nodes.close()
 
     def synced(self, namespace: str) -> bool:
@@ -270,6 +336,16 @@ class ClusterView:
         return list(self._pods_by_job.get((namespace, job), {}).values())
 
     def _route(self, namespace: str, kind: str, obj: dict[str, Any] | None, last: dict[str, Any]) -> None:
+        if kind == "workloads":
+            # A Workload carries none of the operator's labels: each executor looks up the Job it stands for.
+            key = (namespace, job_of_workload(last))
+            if obj is None:
+                self._workloads_by_job.pop(key, None)
+            else:
+                self._workloads_by_job[key] = obj
+            for callback in list(self._subscribers.values()):
+                callback(namespace, kind, obj, last)
+            return
         if kind == "pods":
             key = (namespace, job_of_pod(last))
             name = last["metadata"]["name"]
