@@ -148,7 +148,7 @@ def test_a_label_synced_by_a_user_is_read_and_the_results_come_back(fs_executor,
     assert user.get(f"/results-{token}/{process.processid}") == {"result-0.txt": "HELLO COLONYFS\n",
                                                                  "result-1.txt": "HELLO COLONYFS\n"}
     log = log_text(colony, process.processid)
-    assert f"[0/colonyfs-in] /cfs/in: 1 file(s)" in log and f"from label /in-{token}" in log
+    assert "[0/colonyfs-in] /cfs/in: 1 file(s)" in log and f"from label /in-{token}" in log
     assert "[0/proc-1] container 1 done" in log
     assert "[0/colonyfs-out] the command ended (exit code proc-0=0 proc-1=0): syncing up" in log
     assert f"[0/colonyfs-out] label /results-{token}/{process.processid}: 2 file(s) from /cfs/out" in log

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from colonies_operator.colonies import ProcessState
 from devtools.waiting import wait_for
-from tests.e2e.conftest import FINAL_STATES, log_text, tutorial_spec, wait_final
+from tests.e2e.conftest import FINAL_STATES, job_of, log_text, tutorial_spec, wait_final
 from tests.fixtures.kueue import (  # noqa: F401 (kueue and kueue_queue are fixtures)
     GROUP,
     PRIORITY_CLASS_LABEL,
@@ -56,7 +56,7 @@ def test_four_one_cpu_processes_on_a_one_cpu_queue_run_one_after_another_and_all
         log = log_text(colony, process.processid)
         assert "start\n" in log and "done\n" in log, log
         assert "queued" in log and f"LocalQueue {queue}" in log, log
-        job = batch.read_namespaced_job(f"colonies-{process.processid[:32]}-0", namespace)
+        job = batch.read_namespaced_job(job_of(kube_api, namespace, process.processid)["metadata"]["name"], namespace)
         assert job.metadata.labels[QUEUE_LABEL] == queue
         workload = workload_of(kube_api, namespace, job.metadata.uid)
         assert workload and (condition(workload, "Finished") or {}).get("status") == "True", workload

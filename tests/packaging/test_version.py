@@ -30,7 +30,7 @@ def test_the_package_the_image_and_the_chart_have_one_version():
     values = yaml.safe_load((CHART_YAML.parent / "values.yaml").read_text())
     assert values["image"] == {"repository": "colonies-operator", "tag": "", "pullPolicy": "IfNotPresent"}, \
         "the default image is colonies-operator:<appVersion>, the name make image gives the archive's image"
-    assert f'--destination dist' in (REPO / "Makefile").read_text()
+    assert '--destination dist' in (REPO / "Makefile").read_text()
 
 
 def test_the_changelog_keeps_a_changelog_with_a_section_for_this_version():

@@ -1,7 +1,5 @@
 """Kubernetes nodes -> the executor's Colonies capabilities (one hardware entry per kind of node)."""
 
-import pytest
-
 from colonies_operator.core.capabilities import (
     capabilities_for,
     capabilities_from_nodes,

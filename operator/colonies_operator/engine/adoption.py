@@ -53,12 +53,16 @@ def config_in(config: ExecutorConfig, namespace: str) -> ExecutorConfig:
 
 async def list_jobs(kube: KubeApi, config: ExecutorConfig, executor_id: str, *,
                     active_only: bool = True) -> list[dict[str, Any]]:
-    """The executor's Jobs (its active ones), wherever they may be. A namespace the operator may not read, or that
-    is gone, holds none of them. Raises KubeError."""
+    """The executor's Jobs (its active ones), wherever they may be. Raises KubeError."""
     selector = owned_selector(executor_id)
     if active_only:
         selector += f",{LABEL_JOB_STATE}={JOB_STATE_ACTIVE}"
-    namespaces = job_namespaces(config)
+    return await jobs_in(kube, job_namespaces(config), selector)
+
+
+async def jobs_in(kube: KubeApi, namespaces: list[str] | None, selector: str) -> list[dict[str, Any]]:
+    """The Jobs matching `selector` in `namespaces` (None: everywhere). A namespace the operator may not read, or
+    that is gone, holds none of them. Raises KubeError."""
     if namespaces is None:
         return await kube.list_jobs_everywhere(selector)
     jobs: list[dict[str, Any]] = []
@@ -68,7 +72,7 @@ async def list_jobs(kube: KubeApi, config: ExecutorConfig, executor_id: str, *,
         except KubeError as err:
             if err.status not in (403, 404):
                 raise
-            log.debug("no Jobs of executor %s listed in namespace %s (%s)", executor_id[:12], namespace, err)
+            log.debug("no Jobs %s listed in namespace %s (%s)", selector, namespace, err)
     return jobs
 
 

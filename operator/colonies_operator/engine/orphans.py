@@ -12,6 +12,7 @@ from typing import Any
 from ..core.jobs import release_patch
 from ..core.names import ANNOTATION_EXECUTOR, JOB_STATE_ACTIVE, LABEL_JOB_STATE, owned_selector
 from ..kube.api import KubeApi, KubeError
+from .adoption import jobs_in
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +21,7 @@ LOOK_SECONDS = 60.0
 
 async def active_jobs(kube: KubeApi, namespaces: list[str] | None) -> list[dict[str, Any]]:
     """The operator's active Jobs in `namespaces` (None: everywhere). Raises KubeError."""
-    selector = f"{owned_selector()},{LABEL_JOB_STATE}={JOB_STATE_ACTIVE}"
-    if namespaces is None:
-        return await kube.list_jobs_everywhere(selector)
-    jobs: list[dict[str, Any]] = []
-    for namespace in namespaces:
-        try:
-            jobs.extend(await kube.list_jobs(namespace, selector))
-        except KubeError as err:
-            if err.status not in (403, 404):
-                raise
-    return jobs
+    return await jobs_in(kube, namespaces, f"{owned_selector()},{LABEL_JOB_STATE}={JOB_STATE_ACTIVE}")
 
 
 async def orphans(kube: KubeApi, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
