@@ -31,13 +31,10 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import shlex
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import ExecutorConfig, SecretKeyRef
 from .names import OWN_KEY_FIELD, own_key_secret
-
-if TYPE_CHECKING:
-    from .plan import JobPlan
 
 FS_ROOT = "/cfs"  # the official docker executor's mount
 STATUS_DIR = "/run/colonies-operator"  # where the process's containers record their exit codes
@@ -380,16 +377,16 @@ def step_env(config: ExecutorConfig) -> list[dict[str, Any]]:
     return env
 
 
-def add_to_pod(pod: dict[str, Any], plan: "JobPlan", config: ExecutorConfig) -> None:
-    """The volume, the steps and the mounts of a process with fs, added to its pod spec."""
-    fs, settings = plan.fs, config.fs
-    assert fs is not None and settings is not None
+def add_to_pod(pod: dict[str, Any], fs: FsPlan, ephemeral_storage: str | None, config: ExecutorConfig) -> None:
+    """The volume, the steps and the mounts of a process with fs, added to its pod spec (the files' emptyDir
+    sized as the process's ephemeral storage)."""
+    settings = config.fs
+    assert settings is not None
     if settings.persistent_volume_claim:
         data: dict[str, Any] = {"name": DATA_VOLUME, "persistentVolumeClaim": {
             "claimName": settings.persistent_volume_claim}}
     else:
-        data = {"name": DATA_VOLUME, "emptyDir": {"sizeLimit": plan.ephemeral_storage} if plan.ephemeral_storage
-                else {}}
+        data = {"name": DATA_VOLUME, "emptyDir": {"sizeLimit": ephemeral_storage} if ephemeral_storage else {}}
     volumes = [data]
     data_mounts = [{"name": DATA_VOLUME, "mountPath": FS_ROOT}]
     if fs.extra_mount:

@@ -129,7 +129,8 @@ def build_job(process: Process, plan: JobPlan, config: ExecutorConfig, executor_
     pod_spec = operator_pod_spec(config, containers, pod_context,
                                  {config.gpu.node_label: plan.gpu_name} if plan.gpu_name else None)
     if plan.fs is not None:
-        fs.add_to_pod(pod_spec, plan, config)  # ColonyFS: the files' volume, the steps around the command
+        # ColonyFS: the files' volume, the steps around the command
+        fs.add_to_pod(pod_spec, plan.fs, plan.ephemeral_storage, config)
     pod_metadata = {"labels": pod_labels, "annotations": {ANNOTATION_PROCESS_ID: pid}}
     if config.jobs.pod_template:  # the resource's own, under everything above
         merged = merge_pod_template(config.jobs.pod_template, pod_metadata, pod_spec,
