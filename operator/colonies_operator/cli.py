@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .colonies import crypto
@@ -85,7 +85,8 @@ def _run(args: argparse.Namespace) -> int:
 async def _operate(args: argparse.Namespace, policy: OperatorPolicy, namespaces: list[str], lease_namespace: str,
                    timings: "LeaseTimings") -> int:
     """Stands by until this instance holds the Lease, then runs kopf's machinery (the handlers, hence every
-    executor) until SIGTERM, when it hands over, or until the Lease is lost, when it exits at once."""
+    executor) until SIGTERM, when it hands over, or until the Lease is lost, when it stops at once and starts over
+    as a stand-by (or exits, with --exit-on-lost-lease)."""
     import asyncio
     import logging
     import os
@@ -147,11 +148,16 @@ async def _operate(args: argparse.Namespace, policy: OperatorPolicy, namespaces:
         working = asyncio.create_task(kopf.run_tasks(kopf_tasks, ignored=existing), name="kopf")
         await asyncio.wait({holding, working, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
         if holding.done():
-            # Another instance may take over in a few seconds: nothing more may be done as leader.
-            log.error("lost the leadership: %s; exiting at once (the Jobs run on: the next leader adopts them)",
-                      holding.exception())
-            logging.shutdown()
-            os._exit(1)
+            # Another instance may take over in a few seconds: nothing more may be done as leader, so nothing of
+            # this run may go on (kopf's tasks, the executors' loops, half-sent requests).
+            if args.exit_on_lost_lease:
+                log.error("lost the leadership: %s; exiting at once (the Jobs run on: the next leader adopts them)",
+                          holding.exception())
+                logging.shutdown()
+                os._exit(1)
+            log.error("lost the leadership: %s; stopping at once and starting over as a stand-by (the Jobs run on: "
+                      "the next leader adopts them)", holding.exception())
+            start_over()
         code = 0
         if working.done():
             error = working.exception() if not working.cancelled() else None
@@ -163,6 +169,32 @@ async def _operate(args: argparse.Namespace, policy: OperatorPolicy, namespaces:
         if health is not None:
             await health.cleanup()
         await lease_kube.close()
+
+
+def restart_command() -> list[str]:
+    """The command line this process was started with, interpreter options included, to run it again."""
+    return [sys.executable, *sys.orig_argv[1:]]
+
+
+def start_over() -> NoReturn:
+    """Replaces this process with a fresh run of the same command, which starts as a stand-by. A fresh process,
+    not a restart inside this one: nothing of the lost leadership can survive it (kopf's global state, tasks
+    still running, requests half sent), and it costs a second, not the kubelet's crash-loop back-off, or nothing
+    at all to restart it outside a pod. Sockets and files Python opened are closed on exec (PEP 446); stdout and
+    stderr are kept. Exits with 1 if the exec itself fails."""
+    import logging
+    import os
+
+    logging.shutdown()  # flushes every handler: the new process writes to the same stdout
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    command = restart_command()
+    try:
+        os.execv(command[0], command)
+    except OSError as err:
+        print(f"colonies-operator: cannot start over ({err.strerror}: {command[0]}); exiting", file=sys.stderr,
+              flush=True)
+    os._exit(1)
 
 
 HAND_OVER_STOP_SECONDS = 2.0  # the executors' own stop: at most this long (they flush their log lines)
@@ -272,10 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS",
                      help="how long a stand-by waits after the leader's last renewal before taking over (default 15)")
     run.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS",
-                     help="how long the leader tries to renew before it stops working and exits; shorter than "
-                          "the lease duration (default 10)")
+                     help="how long the leader tries to renew before it stops working and starts over as a "
+                          "stand-by; shorter than the lease duration (default 10)")
     run.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS",
                      help="how often the Lease is renewed, and a stand-by tries to take it (default 2)")
+    run.add_argument("--exit-on-lost-lease", action="store_true",
+                     help="when the leader loses the Lease (it could not renew it for the renew deadline, or "
+                          "another instance took it), exit with 1 instead of starting over as a stand-by in the "
+                          "same process (for a supervisor that wants to restart it itself)")
     run.add_argument("--orphan-grace", type=float, default=600.0, metavar="SECONDS",
                      help="a Job whose ColoniesExecutor is gone (deleted without the operator) is released and "
                           "deleted after this long (default 600; 0: never)")

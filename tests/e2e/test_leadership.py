@@ -122,11 +122,26 @@ def test_the_leader_stopped_hands_over_in_under_five_seconds_and_nothing_is_lost
     assert pair.first.proc.wait(5) == 0 and "handed over" in pair.first.log_text()
 
 
-def test_a_leader_whose_lease_is_taken_stops_at_once_and_exits_non_zero(pair, kube_api, namespace):
+def test_a_leader_whose_lease_is_taken_stops_at_once_and_starts_over_as_a_stand_by_in_the_same_process(
+        pair, kube_api, namespace):
     coordination = client.CoordinationV1Api(kube_api)
     lease = coordination.read_namespaced_lease(LEASE, namespace)
     lease.spec.holder_identity, lease.spec.lease_duration_seconds = "someone-else", 3600
     coordination.replace_namespaced_lease(LEASE, namespace, lease)
-    code = wait_for(lambda: pair.first.proc.poll(), 10, 0.2, "the first instance to exit")
-    assert code == 1 and "lost the leadership" in pair.first.log_text()
+    pid = pair.first.proc.pid
+
+    def started_over() -> str:
+        after = pair.first.log_text().partition("lost the leadership")[2]
+        found = re.search(r"standing by: someone-else holds .* this instance \((\S+)\) takes no work", after)
+        return found.group(1) if found else ""
+
+    new_identity = wait_for(started_over, 30, 0.2, "the first instance to stand by again")
+    assert "starting over as a stand-by" in pair.first.log_text()
+    assert pair.first.proc.poll() is None and pair.first.proc.pid == pid, "the same process runs on"
     assert pair.second.proc.poll() is None and holder(kube_api, namespace) == "someone-else"
+    # When the Lease is free again, one of the two leads: the first is a candidate like any other.
+    lease = coordination.read_namespaced_lease(LEASE, namespace)
+    lease.spec.holder_identity, lease.spec.lease_duration_seconds = None, 1
+    coordination.replace_namespaced_lease(LEASE, namespace, lease)
+    leader = wait_for(lambda: holder(kube_api, namespace), LEASE_SECONDS + 30, 0.2, "an instance to lead")
+    assert leader in (new_identity, identity(pair.second))
