@@ -145,3 +145,21 @@ def test_a_leader_whose_lease_is_taken_stops_at_once_and_starts_over_as_a_stand_
     coordination.replace_namespaced_lease(LEASE, namespace, lease)
     leader = wait_for(lambda: holder(kube_api, namespace), LEASE_SECONDS + 30, 0.2, "an instance to lead")
     assert leader in (new_identity, identity(pair.second))
+
+
+def test_with_exit_on_lost_lease_a_leader_whose_lease_is_taken_exits_non_zero(kube_cluster, crd, namespace, tmp_path,
+                                                                                kube_api, request):
+    leader = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path / "operator.log",
+                             ["--exit-on-lost-lease"]).start()
+    try:
+        wait_for(lambda: "leading:" in leader.log_text(), 60, 0.2, "the instance to lead")
+        coordination = client.CoordinationV1Api(kube_api)
+        lease = coordination.read_namespaced_lease(LEASE, namespace)
+        lease.spec.holder_identity, lease.spec.lease_duration_seconds = "someone-else", 3600
+        coordination.replace_namespaced_lease(LEASE, namespace, lease)
+        code = wait_for(lambda: leader.proc.poll(), 10, 0.2, "the instance to exit")
+        assert code == 1 and "lost the leadership" in leader.log_text() and "starting over" not in leader.log_text()
+    finally:
+        leader.stop()
+        if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
+            print(f"--- operator log ---\n{leader.log_text()[-8000:]}")
