@@ -89,7 +89,6 @@ async def _operate(args: argparse.Namespace, policy: OperatorPolicy, namespaces:
     as a stand-by (or exits, with --exit-on-lost-lease)."""
     import asyncio
     import logging
-    import os
     import secrets
     import signal
     import socket
@@ -150,14 +149,10 @@ async def _operate(args: argparse.Namespace, policy: OperatorPolicy, namespaces:
         if holding.done():
             # Another instance may take over in a few seconds: nothing more may be done as leader, so nothing of
             # this run may go on (kopf's tasks, the executors' loops, half-sent requests).
-            if args.exit_on_lost_lease:
-                log.error("lost the leadership: %s; exiting at once (the Jobs run on: the next leader adopts them)",
-                          holding.exception())
-                logging.shutdown()
-                os._exit(1)
-            log.error("lost the leadership: %s; stopping at once and starting over as a stand-by (the Jobs run on: "
-                      "the next leader adopts them)", holding.exception())
-            start_over()
+            log.error("lost the leadership: %s; %s (the Jobs run on: the next leader adopts them)",
+                      holding.exception(), "exiting at once" if args.exit_on_lost_lease
+                      else "stopping at once and starting over as a stand-by")
+            end_this_run(start_over=not args.exit_on_lost_lease)
         code = 0
         if working.done():
             error = working.exception() if not working.cancelled() else None
@@ -176,24 +171,26 @@ def restart_command() -> list[str]:
     return [sys.executable, *sys.orig_argv[1:]]
 
 
-def start_over() -> NoReturn:
-    """Replaces this process with a fresh run of the same command, which starts as a stand-by. A fresh process,
-    not a restart inside this one: nothing of the lost leadership can survive it (kopf's global state, tasks
-    still running, requests half sent), and it costs a second, not the kubelet's crash-loop back-off, or nothing
-    at all to restart it outside a pod. Sockets and files Python opened are closed on exec (PEP 446); stdout and
-    stderr are kept. Exits with 1 if the exec itself fails."""
+def end_this_run(*, start_over: bool) -> NoReturn:
+    """Ends this run at once, without cleaning up (nothing of the lost leadership may go on), after flushing what
+    it logged. With `start_over`, replaces this process with a fresh run of the same command, which starts as a
+    stand-by: a fresh process, not a restart inside this one, so nothing of the lost leadership can survive it
+    (kopf's global state, tasks still running, requests half sent), and it costs a second, not the kubelet's
+    crash-loop back-off, or nothing at all to restart it outside a pod. Sockets and files Python opened are closed
+    on exec (PEP 446); stdout and stderr are kept. Otherwise, or if the exec itself fails, exits with 1."""
     import logging
     import os
 
     logging.shutdown()  # flushes every handler: the new process writes to the same stdout
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    command = restart_command()
-    try:
-        os.execv(command[0], command)
-    except OSError as err:
-        print(f"colonies-operator: cannot start over ({err.strerror}: {command[0]}); exiting", file=sys.stderr,
-              flush=True)
+    if start_over:
+        command = restart_command()
+        try:
+            os.execv(command[0], command)
+        except OSError as err:
+            print(f"colonies-operator: cannot start over ({err.strerror}: {command[0]}); exiting", file=sys.stderr,
+                  flush=True)
     os._exit(1)
 
 

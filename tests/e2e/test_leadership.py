@@ -44,6 +44,13 @@ def holder(kube_api, namespace: str) -> str:
     return lease.spec.holder_identity or ""
 
 
+def take_lease(coordination: client.CoordinationV1Api, namespace: str) -> None:
+    """Another holder, "someone-else", writes itself into the Lease for an hour, as an instance that took over would."""
+    lease = coordination.read_namespaced_lease(LEASE, namespace)
+    lease.spec.holder_identity, lease.spec.lease_duration_seconds = "someone-else", 3600
+    coordination.replace_namespaced_lease(LEASE, namespace, lease)
+
+
 def identity(operator: OperatorProcess) -> str:
     """The instance's identity in the Lease, from its log."""
     found = re.search(r"leading: (\S+) holds|this instance \((\S+)\) takes no work", operator.log_text())
@@ -125,9 +132,7 @@ def test_the_leader_stopped_hands_over_in_under_five_seconds_and_nothing_is_lost
 def test_a_leader_whose_lease_is_taken_stops_at_once_and_starts_over_as_a_stand_by_in_the_same_process(
         pair, kube_api, namespace):
     coordination = client.CoordinationV1Api(kube_api)
-    lease = coordination.read_namespaced_lease(LEASE, namespace)
-    lease.spec.holder_identity, lease.spec.lease_duration_seconds = "someone-else", 3600
-    coordination.replace_namespaced_lease(LEASE, namespace, lease)
+    take_lease(coordination, namespace)
     pid = pair.first.proc.pid
 
     def started_over() -> str:
@@ -153,10 +158,7 @@ def test_with_exit_on_lost_lease_a_leader_whose_lease_is_taken_exits_non_zero(ku
                              ["--exit-on-lost-lease"]).start()
     try:
         wait_for(lambda: "leading:" in leader.log_text(), 60, 0.2, "the instance to lead")
-        coordination = client.CoordinationV1Api(kube_api)
-        lease = coordination.read_namespaced_lease(LEASE, namespace)
-        lease.spec.holder_identity, lease.spec.lease_duration_seconds = "someone-else", 3600
-        coordination.replace_namespaced_lease(LEASE, namespace, lease)
+        take_lease(client.CoordinationV1Api(kube_api), namespace)
         code = wait_for(lambda: leader.proc.poll(), 10, 0.2, "the instance to exit")
         assert code == 1 and "lost the leadership" in leader.log_text() and "starting over" not in leader.log_text()
     finally:

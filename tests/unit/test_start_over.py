@@ -21,7 +21,7 @@ TWO_ROUNDS = textwrap.dedent("""
         listening.listen()
         os.environ["PORT"] = str(listening.getsockname()[1])
         logging.info("round 1 pid %d args %s", os.getpid(), sys.argv[1:])
-        cli.start_over()
+        cli.end_this_run(start_over=True)
     again = socket.socket()
     again.bind(("127.0.0.1", int(os.environ["PORT"])))
     again.listen()
@@ -55,7 +55,7 @@ def test_an_exec_that_fails_says_so_and_exits_with_1():
         import sys
         from colonies_operator import cli
         sys.executable = "/nonexistent/python3"
-        cli.start_over()
+        cli.end_this_run(start_over=True)
         print("went on")
     """))
     assert done.returncode == 1
